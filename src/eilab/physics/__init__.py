@@ -1,0 +1,18 @@
+"""Linear forward models y = A x (+ noise): CT, inpainting, compressed sensing, MRI."""
+
+from eilab.physics.base import LinearPhysics
+from eilab.physics.cs import CompressedSensing
+from eilab.physics.ct import CT
+from eilab.physics.inpainting import Inpainting
+from eilab.physics.mri import MRI
+from eilab.physics.noise import GaussianNoise, PoissonNoise
+
+__all__ = [
+    "CT",
+    "MRI",
+    "CompressedSensing",
+    "GaussianNoise",
+    "Inpainting",
+    "LinearPhysics",
+    "PoissonNoise",
+]

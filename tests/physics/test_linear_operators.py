@@ -1,0 +1,98 @@
+"""Properties every linear operator must have, checked on each one of them."""
+
+import pytest
+import torch
+
+from eilab.physics import CT, MRI, CompressedSensing, GaussianNoise, Inpainting
+
+# name -> (factory, input shape (C, H, W), whether A_dagger is the exact pseudo-inverse)
+OPERATORS = {
+    "ct": (lambda **kw: CT(16, n_views=7, **kw), (1, 16, 16), False),
+    "ct_circle": (lambda **kw: CT(17, n_views=9, circle=True, **kw), (2, 17, 17), False),
+    "inpainting": (lambda **kw: Inpainting(12, drop_rate=0.3, **kw), (3, 12, 12), True),
+    "cs": (lambda **kw: CompressedSensing((1, 8, 8), m=20, **kw), (1, 8, 8), True),
+    "mri": (lambda **kw: MRI(16, acceleration=4, **kw), (2, 16, 16), True),
+}
+PSEUDO_INVERSES = [name for name, (_, _, exact) in OPERATORS.items() if exact]
+
+
+def make(name: str, device: str, dtype: torch.dtype, **kwargs):
+    factory, shape, _ = OPERATORS[name]
+    return factory(**kwargs).to(device=device, dtype=dtype), shape
+
+
+def random_pair(physics, shape, batch=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dtype, device = physics_dtype(physics), physics_device(physics)
+    x = torch.randn(batch, *shape, generator=g, dtype=dtype).to(device)
+    y = torch.randn(physics.A(x).shape, generator=g, dtype=dtype).to(device)
+    return x, y
+
+
+def physics_dtype(physics) -> torch.dtype:
+    floats = [b for b in physics.buffers() if b.is_floating_point()]
+    return floats[0].dtype
+
+
+def physics_device(physics) -> torch.device:
+    return next(physics.buffers()).device
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_adjoint_is_exact(name, dtype, tol, device):
+    physics, shape = make(name, device, dtype)
+    x, y = random_pair(physics, shape)
+    lhs = torch.sum(physics.A(x) * y)
+    rhs = torch.sum(x * physics.A_adjoint(y))
+    assert abs(lhs - rhs) / abs(lhs) < tol
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_autograd_of_A_is_the_adjoint(name, dtype, device):
+    physics, shape = make(name, device, dtype)
+    x, y = random_pair(physics, shape, seed=1)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(torch.sum(physics.A(x) * y), x)
+    expected = physics.A_adjoint(y)
+    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_autograd_of_A_dagger_is_its_transpose(name, device):
+    physics, shape = make(name, device, torch.float64)
+    x, y = random_pair(physics, shape, seed=2)
+    y.requires_grad_(True)
+    (grad,) = torch.autograd.grad(torch.sum(physics.A_dagger(y) * x), y)
+    # <A† y, x> is linear in y, so a finite difference along any direction equals the gradient.
+    direction = torch.randn_like(y)
+    step = torch.sum(physics.A_dagger(y + direction) * x) - torch.sum(physics.A_dagger(y) * x)
+    assert torch.allclose(torch.sum(grad * direction), step, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", PSEUDO_INVERSES)
+def test_A_Adagger_A_equals_A(name, device):
+    physics, shape = make(name, device, torch.float64)
+    x, _ = random_pair(physics, shape, seed=3)
+    Ax = physics.A(x)
+    assert torch.linalg.norm(physics.A(physics.A_dagger(Ax)) - Ax) / torch.linalg.norm(Ax) < 1e-5
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_noise_is_added_and_reproducible(name, device):
+    physics, shape = make(name, device, torch.float64, noise=GaussianNoise(sigma=0.1))
+    x, _ = random_pair(physics, shape, seed=4)
+    y1 = physics(x, generator=torch.Generator(device).manual_seed(5))
+    y2 = physics(x, generator=torch.Generator(device).manual_seed(5))
+    assert torch.equal(y1, y2)
+    residual = (y1 - physics.A(x)).std()
+    assert 0.08 < float(residual) < 0.12
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_operator_is_deterministic_across_instances(name):
+    first, shape = make(name, "cpu", torch.float64)
+    second, _ = make(name, "cpu", torch.float64)
+    x, _ = random_pair(first, shape, seed=6)
+    assert torch.equal(first.A(x), second.A(x))
