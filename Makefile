@@ -34,7 +34,7 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff format .
 
 bench: install ## Time eilab against scikit-image and deepinv (separate .bench-venv)
-	tools/setup_bench_env.sh
+	bash tools/setup_bench_env.sh
 	.bench-venv/bin/python -m eilab.bench
 
 demo: install ## Run the main demo job and print its result table
