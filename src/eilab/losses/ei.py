@@ -1,0 +1,50 @@
+"""The equivariance loss of eq. (6): f(A T_g x1) should equal T_g x1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from eilab.groups.base import Group
+
+
+class EILoss(nn.Module):
+    """α-free equivariance term MSE(x3, x2), with x2 = T_g x1 and x3 = f(A x2).
+
+    Each of the B images gets ``n_trans`` independently drawn group elements, so x2 and x3 hold
+    B·n_trans images. As in the paper's code, x2 is not detached: gradients flow through both
+    x2 (into x1) and x3.
+    """
+
+    def __init__(self, group: Group, n_trans: int = 1) -> None:
+        super().__init__()
+        if n_trans < 1:
+            raise ValueError(f"EILoss: n_trans must be >= 1, got {n_trans}")
+        self.group = group
+        self.n_trans = n_trans
+
+    def transformed_pair(
+        self,
+        x1: torch.Tensor,
+        reconstruct: Callable[[torch.Tensor], torch.Tensor],
+        physics: nn.Module,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (x2, x3): the transformed reconstructions and their re-reconstructions."""
+        params = self.group.sample(len(x1) * self.n_trans, tuple(x1.shape[-2:]), generator)
+        x2 = self.group.apply(x1.repeat(self.n_trans, 1, 1, 1), params)
+        x3 = reconstruct(physics.A(x2))
+        return x2, x3
+
+    def forward(
+        self,
+        x1: torch.Tensor,
+        reconstruct: Callable[[torch.Tensor], torch.Tensor],
+        physics: nn.Module,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        x2, x3 = self.transformed_pair(x1, reconstruct, physics, generator)
+        return F.mse_loss(x3, x2)
