@@ -94,6 +94,19 @@ class ReconstructionModule(L.LightningModule):
         self.log_dict(model_metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log_dict(baseline_metrics, on_epoch=True, batch_size=len(y))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the random state, so a resumed run draws the same batches and group elements."""
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rng_state", {})
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
     def configure_optimizers(self):
         """Adam with weight decay and a MultiStepLR schedule stepped per epoch (paper's code)."""
         optimizer = torch.optim.Adam(

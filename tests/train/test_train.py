@@ -1,0 +1,85 @@
+"""eilab-train end to end: every strategy, bad configs, resume after SIGKILL, sweeps."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).parents[2]
+
+
+def eilab_train(*overrides: str, cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": extra_path} if extra_path else None
+    command = [sys.executable, "-m", "eilab.train", *overrides]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.parametrize("strategy", ["mc", "ei", "ei_adv", "sup", "ei_sup"])
+def test_debug_fast_runs_each_strategy_end_to_end(strategy, tmp_path):
+    done = eilab_train("debug=fast", f"strategy={strategy}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "train").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"test/psnr", "test/ssim", "test/psnr_adagger"} <= set(metrics)
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert (run_dir / "logs" / "metrics.csv").exists()
+    assert strategy in run_dir.name
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("physics.n_view=3", "n_view"),
+        ("strategy=eii", "eii"),
+        ("physics.n_views=0", "n_views"),
+        ("model.norm=layer", "norm"),
+    ],
+)
+def test_bad_config_stops_before_training_and_names_the_key(override, named, tmp_path):
+    done = eilab_train("debug=fast", override, cwd=tmp_path)
+    assert done.returncode != 0
+    assert named in done.stderr
+    assert "Epoch" not in done.stdout + done.stderr
+
+
+def test_two_runs_never_share_an_output_directory(tmp_path):
+    for _ in range(2):
+        assert eilab_train("debug=fast", "strategy=mc", cwd=tmp_path).returncode == 0
+    assert len(list((tmp_path / "outputs" / "train").iterdir())) == 2
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    return checkpoint["state_dict"]
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    common = ["debug=fast", "strategy=ei", "trainer.max_epochs=4"]
+    full = eilab_train(*common, "hydra.run.dir=full", cwd=tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+
+    killer = ["+callbacks.killer._target_=killer.KillAfterEpoch", "+callbacks.killer.epoch=1"]
+    killed = eilab_train(
+        *common,
+        *killer,
+        "hydra.run.dir=killed",
+        cwd=tmp_path,
+        extra_path=str(Path(__file__).parent),
+    )
+    assert killed.returncode == -9  # SIGKILL
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+
+    resumed = eilab_train(*common, f"ckpt_path={last}", "hydra.run.dir=resumed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, actual = final_weights(tmp_path / "full"), final_weights(tmp_path / "resumed")
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    full_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    resumed_metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert full_metrics == resumed_metrics
