@@ -83,3 +83,42 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     full_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     resumed_metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert full_metrics == resumed_metrics
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    poison = ["+callbacks.poison._target_=poison.PoisonWeights", "+callbacks.poison.epoch=1"]
+    done = eilab_train(
+        "debug=fast",
+        "strategy=mc",
+        "trainer.max_epochs=3",
+        *poison,
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        extra_path=str(Path(__file__).parent),
+    )
+    assert done.returncode != 0
+    assert "train/loss is nan in epoch 1" in done.stderr
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(
+        torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point()
+    )
+
+
+def test_eval_reproduces_the_test_metrics_and_refuses_foreign_targets(tmp_path):
+    assert (
+        eilab_train("debug=fast", "strategy=ei", "hydra.run.dir=run", cwd=tmp_path).returncode == 0
+    )
+    command = [sys.executable, "-m", "eilab.eval", "run_dir=run", "hydra.run.dir=eval"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = (tmp_path / "eval" / "metrics.csv").read_text().splitlines()
+    psnrs = [float(line.split(",")[1]) for line in rows[1:]]
+    expected = json.loads((tmp_path / "run" / "metrics.json").read_text())["test/psnr"]
+    assert len(psnrs) == 10 and abs(sum(psnrs) / len(psnrs) - expected) < 1e-3
+    assert (tmp_path / "eval" / "recon_0009.png").exists()
+
+    config = tmp_path / "run" / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("eilab.models.UNet", "os.system"))
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "os.system" in done.stderr and "not allowed" in done.stderr
