@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from skimage.io import imsave
 
 
 class NonFiniteLossError(RuntimeError):
@@ -29,3 +34,42 @@ class StopOnNonFiniteLoss(L.Callback):
             f"{self.monitor} is {float(value)} in epoch {trainer.current_epoch}: training stopped. "
             f"Last good checkpoint: {checkpoint}. Try a lower optim.lr or equivariance.alpha."
         )
+
+
+class LogReconstructions(L.Callback):
+    """Every ``every_n_epochs``, save a grid (ground truth | A†y | f(y)) of validation images.
+
+    The grid goes to ``<dirpath>/epoch_XXXX.png`` and to TensorBoard / wandb when they log.
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 10, n_images: int = 4) -> None:
+        self.dirpath, self.every_n_epochs, self.n_images = Path(dirpath), every_n_epochs, n_images
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if trainer.sanity_checking or not trainer.is_global_zero or epoch % self.every_n_epochs:
+            return
+        batch = next(iter(trainer.datamodule.val_dataloader()))
+        y = batch["y"][: self.n_images].to(pl_module.device)
+        with torch.no_grad():
+            x_dagger = pl_module.physics.A_dagger(y)
+            x_hat = pl_module.reconstructor.network(x_dagger)
+        grid = image_grid([batch["x"][: self.n_images], x_dagger.cpu(), x_hat.cpu()])
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        imsave(self.dirpath / f"epoch_{epoch:04d}.png", grid, check_contrast=False)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/reconstructions", grid, epoch, dataformats="HWC")
+            elif isinstance(logger, WandbLogger):
+                logger.log_image("val/reconstructions", [grid], step=trainer.global_step)
+
+
+def image_grid(rows: list[torch.Tensor]) -> np.ndarray:
+    """Rows of (N, C, H, W) images in [0, 1] -> one uint8 (rows·H, N·W, 3) array."""
+
+    def to_rgb(images: torch.Tensor) -> torch.Tensor:
+        images = images[:, :3] if images.shape[1] >= 3 else images[:, :1].expand(-1, 3, -1, -1)
+        return torch.cat(list(images.clamp(0, 1)), dim=-1)
+
+    grid = torch.cat([to_rgb(r.float()) for r in rows], dim=-2)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

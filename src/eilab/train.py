@@ -12,10 +12,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from eilab.data import MeasurementDataModule
+from eilab.guard import check_group_helps
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
     """Instantiate everything the run needs; any bad key or value fails here, before training."""
+    check_group_helps(cfg)
     physics = instantiate(cfg.physics)
     network = instantiate(cfg.model)
     module = instantiate(cfg.strategy, physics=physics, network=network)
@@ -43,6 +45,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
     return results
 
 
@@ -51,9 +54,7 @@ def main(cfg: DictConfig) -> float:
     """Console entry point; returns test PSNR so Hydra sweepers can optimise it."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     OmegaConf.resolve(cfg)
-    results = train(cfg, run_dir)
-    print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
-    return results["test/psnr"]
+    return train(cfg, run_dir)["test/psnr"]
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def test_debug_fast_runs_each_strategy_end_to_end(strategy, tmp_path):
     assert {"test/psnr", "test/ssim", "test/psnr_adagger"} <= set(metrics)
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
     assert (run_dir / "logs" / "metrics.csv").exists()
+    assert (run_dir / "images" / "epoch_0000.png").exists()
     assert strategy in run_dir.name
 
 
@@ -122,3 +123,56 @@ def test_eval_reproduces_the_test_metrics_and_refuses_foreign_targets(tmp_path):
     config.write_text(config.read_text().replace("eilab.models.UNet", "os.system"))
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "os.system" in done.stderr and "not allowed" in done.stderr
+
+
+def test_alpha_sweep_through_the_submitit_local_launcher_and_its_table(tmp_path):
+    sweep = ["-m", "hydra/launcher=local", "debug=fast", "equivariance.alpha=1,100"]
+    done = eilab_train(*sweep, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
+    script = ROOT / "experiments" / "alpha_sweep" / "collect.py"
+    command = [sys.executable, str(script), "sweep", "--out", "table"]
+    collected = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert collected.returncode == 0, collected.stderr
+    assert "| ei | 1 |" in collected.stdout and "| ei | 100 |" in collected.stdout
+    assert (tmp_path / "table" / "alpha_sweep.png").stat().st_size > 1000
+
+
+def test_ddp_on_cpu_with_two_gloo_processes_matches_one_process(tmp_path):
+    single = eilab_train("debug=fast", "hydra.run.dir=single", cwd=tmp_path)
+    ddp = eilab_train(
+        "debug=fast",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "hydra.run.dir=ddp",
+        cwd=tmp_path,
+    )
+    assert single.returncode == 0 and ddp.returncode == 0, ddp.stderr[-2000:]
+    assert (tmp_path / "ddp" / "train_ddp_process_1.log").exists()  # a second rank really ran
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert abs(one["test/psnr"] - two["test/psnr"]) < 0.5
+    assert one["test/psnr_adagger"] == pytest.approx(two["test/psnr_adagger"], abs=1e-4)
+
+
+def test_ei_with_a_group_that_cannot_help_stops_before_training(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eilab.train",
+            "debug=fast",
+            "physics=mri",
+            "group=shift",
+            "channels=2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "EILAB_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode != 0
+    assert "Corollary 1 holds" in done.stderr and "check_identifiability=false" in done.stderr
+    assert "Epoch" not in done.stdout + done.stderr
