@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import lightning as L
@@ -34,6 +35,19 @@ class StopOnNonFiniteLoss(L.Callback):
             f"{self.monitor} is {float(value)} in epoch {trainer.current_epoch}: training stopped. "
             f"Last good checkpoint: {checkpoint}. Try a lower optim.lr or equivariance.alpha."
         )
+
+
+class EpochTimer(L.Callback):
+    """Log each training epoch's wall time as ``train/epoch_time_s`` (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("train/epoch_time_s", time.perf_counter() - self.start, on_epoch=True)
 
 
 class LogReconstructions(L.Callback):

@@ -98,3 +98,12 @@ def test_wrong_shapes_are_rejected():
         ct.A(torch.rand(1, 1, 15, 16))
     with pytest.raises(ValueError, match="sinograms of shape"):
         ct.A_adjoint(torch.rand(1, 1, 23, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_are_projected_in_float32(dtype):
+    ct = CT(16, n_views=5)
+    x = torch.rand(2, 1, 16, 16)
+    y = ct.A(x.to(dtype))
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, ct.A(x.to(dtype).float()))

@@ -61,7 +61,13 @@ class _SparseOperator(nn.Module):
 def _apply_to_images(
     op: _SparseOperator, x: torch.Tensor, out_hw: tuple[int, int], transpose: bool
 ) -> torch.Tensor:
-    """Apply a sparse operator to every (batch, channel) image of a (B, C, H, W) tensor."""
+    """Apply a sparse operator to every (batch, channel) image of a (B, C, H, W) tensor.
+
+    Half and bfloat16 inputs (from autocast) are computed in float32: sparse kernels do not
+    support them everywhere, and line integrals lose too much in 8 mantissa bits.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
     B, C = x.shape[:2]
     columns = x.reshape(B * C, -1).t()
     return op(columns, transpose).t().reshape(B, C, *out_hw)
