@@ -1,31 +1,59 @@
-"""Time eilab's CT operator beside its peers: ``python -m eilab.bench``.
+"""Time eilab's CT operator and training step beside their peers: ``python -m eilab.bench``.
 
-For each case (image size N, number of views, batch size) it reports the median wall time of
-one call, in milliseconds, of:
+Two suites (``--suite ops|train|all``), on ``--device cpu`` (default) or ``--device cuda``.
+
+``ops`` — for each case (image size N, number of views, batch size), the median wall time of one
+call, in milliseconds, of:
 
 - eilab ``CT``: forward ``A``, adjoint ``A_adjoint``, FBP ``A_dagger``;
 - deepinv ``Tomography`` (its defaults, except ``normalize=False`` so all three libraries work
   on the same un-normalised line integrals): ``A``, ``A_adjoint`` (deepinv's exact adjoint,
-  computed by autograd), FBP ``A_dagger(y, fbp=True)``;
+  computed by autograd: its default ``adjoint_via_backprop=True``), FBP ``A_dagger(y, fbp=True)``;
 - scikit-image ``radon`` / ``iradon(filter_name='ramp')``, looped over the batch (it has no
-  adjoint).
+  adjoint, and runs on the CPU only: "n/a (CPU only)" on CUDA).
 
 Forward and FBP run inside ``torch.no_grad()``; the adjoint is called as is (deepinv's needs
 autograd), on a sinogram that does not require grad. Building the operators is not timed.
+
+``train`` — the median wall time of ONE optimisation step (zero_grad, forward, loss, backward,
+Adam step) at the paper's CT settings (batch 2, 128x128, 50 views, circle=False, EI with
+alpha = 100, ``n_trans`` = 5 rotations, Adam lr 5e-4), for MC, EI and Sup, with the SAME network
+(eilab's paper-size residual U-Net) in both pipelines, so only the operator and loss code differ:
+
+- eilab: ``CT`` + ``eilab.strategies.{MC,EI,Sup}.training_losses`` (group ``Rotate()``), called
+  directly (no Lightning Trainer);
+- deepinv: ``Tomography`` + ``deepinv.loss.{MCLoss,EILoss,SupLoss}`` with the model
+  ``U-Net(physics.A_dagger(y, fbp=True))`` (FBP, not deepinv's iterative least squares) and
+  ``EILoss(transform=Rotate(n_trans, interpolation_mode='bilinear'), weight=alpha,
+  apply_noise=False)``;
+- the U-Net alone (forward, MSE to a target, backward, Adam step; no physics) at batch B and
+  B*n_trans: an EI step runs the network on both, so their sum bounds it from below.
+
+``--channels-last``, ``--bf16`` (autocast) and ``--compile`` (``torch.compile`` of the U-Net) add
+eilab and U-Net rows with those settings; deepinv rows stay float32 eager.
+
 Ratios are peer time / eilab time, so a ratio above 1 means eilab is faster. A peer that does
-not import is reported as ``missing (reason)``. deepinv needs torchvision, which does not import
-beside the project's CPU torch: run this in the bench environment built by
-``tools/setup_bench_env.sh`` (``.bench-venv/bin/python -m eilab.bench``).
+not import is reported as ``missing (reason)``. Timed calls are bracketed by
+``torch.cuda.synchronize()`` on CUDA. Peak memory is ``torch.cuda.max_memory_allocated`` over a
+row's warm-up and timed steps (reset before the row's model is built: it includes parameters,
+Adam state, operators and activations); on the CPU there is no per-row figure and the report
+ends with the process's maximum resident set size (``getrusage``). deepinv needs torchvision,
+which does not import beside the project's CPU torch: run this in the bench environment built
+by ``tools/setup_bench_env.sh`` (``.bench-venv/bin/python -m eilab.bench``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import functools
+import gc
 import importlib.metadata
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +61,101 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 OPS = ("forward", "adjoint", "fbp")
 LIBS = ("eilab", "deepinv", "skimage")
 PEERS = ("deepinv", "skimage")
+STRATEGIES = ("mc", "ei", "sup")
 # What a peer that does not import raises: torchvision beside a mismatched torch raises a
 # RuntimeError ("operator torchvision::nms does not exist"), not an ImportError.
 IMPORT_ERRORS = (ImportError, RuntimeError)
+CPU_ONLY = "n/a (CPU only)"
+
+
+# --------------------------------------------------------------------------- timing, device
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``--device``; a clear error when CUDA is asked for but absent."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            "eilab.bench: --device cuda, but torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}). "
+            "Run on a machine with a GPU and a CUDA build of torch, or use --device cpu."
+        )
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so wall time covers the work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and first-call wall time (ms) of a callable, and peak GPU memory (bytes)."""
+
+    median_ms: float
+    first_ms: float | None = None
+    peak_bytes: int | None = None
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int, device: torch.device) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed-for-the-median calls, then ``repeats`` timed ones.
+
+    ``first_ms`` is the first call (it includes torch.compile, cuDNN and allocator warm-up).
+    """
+    first = None
+    for i in range(warmup):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        if i == 0:
+            first = 1e3 * (time.perf_counter() - start)
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return Timing(1e3 * statistics.median(times), first)
+
+
+def median_ms(
+    fn: Callable[[], object], warmup: int, repeats: int, device: torch.device | None = None
+) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
+    return time_calls(fn, warmup, repeats, device or torch.device("cpu")).median_ms
+
+
+def free_memory(device: torch.device) -> None:
+    """Drop what earlier rows left, and restart the peak-memory counter."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_bytes(device: torch.device) -> int | None:
+    """Peak bytes allocated by tensors since the last reset (CUDA), else None."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def max_rss_mib() -> str:
+    """This process's maximum resident set size so far, from getrusage (Linux: KiB)."""
+    try:
+        import resource
+    except ImportError:
+        return "unknown"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+
+
+# --------------------------------------------------------------------------- shared helpers
 
 
 @dataclass(frozen=True)
@@ -82,25 +198,52 @@ def _reason(err: BaseException) -> str:
 
 
 @functools.cache
-def eilab_ct(size: int, views: int) -> torch.nn.Module:
-    """eilab's CT operator (built once per geometry: building it is not timed)."""
+def _eilab_ct_cpu(size: int, views: int) -> nn.Module:
     from eilab.physics.ct import CT
 
     return CT(img_size=size, n_views=views, circle=False)
 
 
 @functools.cache
-def deepinv_tomography(size: int, views: int) -> torch.nn.Module:
+def eilab_ct(size: int, views: int, device: str = "cpu") -> nn.Module:
+    """eilab's CT operator on ``device`` (built once per geometry: building it is not timed)."""
+    ct = _eilab_ct_cpu(size, views)
+    return ct if device == "cpu" else copy.deepcopy(ct).to(device)
+
+
+@functools.cache
+def deepinv_tomography(size: int, views: int, device: str = "cpu") -> nn.Module:
     """deepinv's parallel-beam Tomography, un-normalised like eilab and scikit-image."""
     from deepinv.physics import Tomography
 
-    return Tomography(angles=views, img_width=size, circle=False, normalize=False, device="cpu")
+    return Tomography(angles=views, img_width=size, circle=False, normalize=False, device=device)
+
+
+def phantom(size: int) -> torch.Tensor:
+    """The Shepp-Logan phantom resized to ``size``, or a seeded random image without skimage."""
+    try:
+        from skimage.data import shepp_logan_phantom
+        from skimage.transform import resize
+    except IMPORT_ERRORS:
+        return torch.rand(size, size, generator=torch.Generator().manual_seed(0))
+    image = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
+    return torch.from_numpy(image.astype(np.float32))
+
+
+def phantom_batch(size: int, batch: int, device: torch.device) -> torch.Tensor:
+    """(batch, 1, size, size): the phantom, alternately flipped left-right, on ``device``."""
+    image = phantom(size)
+    images = [image if i % 2 == 0 else image.flip(-1) for i in range(batch)]
+    return torch.stack(images)[:, None].contiguous().to(device)
+
+
+# --------------------------------------------------------------------------- ops suite
 
 
 def eilab_library(case: Case, x: torch.Tensor) -> Library:
     """eilab's forward, adjoint and FBP for ``case``."""
     try:
-        ct = eilab_ct(case.size, case.views)
+        ct = eilab_ct(case.size, case.views, str(x.device))
     except ImportError as err:
         return Library("eilab", missing=_reason(err))
     y = no_grad(ct.A, x)()
@@ -115,7 +258,7 @@ def eilab_library(case: Case, x: torch.Tensor) -> Library:
 def deepinv_library(case: Case, x: torch.Tensor) -> Library:
     """deepinv's forward, adjoint and FBP (``A_dagger(y, fbp=True)``) for ``case``."""
     try:
-        physics = deepinv_tomography(case.size, case.views)
+        physics = deepinv_tomography(case.size, case.views, str(x.device))
     except IMPORT_ERRORS as err:
         return Library("deepinv", missing=_reason(err))
     y = no_grad(physics.A, x)()
@@ -128,7 +271,9 @@ def deepinv_library(case: Case, x: torch.Tensor) -> Library:
 
 
 def skimage_library(case: Case, x: torch.Tensor) -> Library:
-    """scikit-image's ``radon`` and ramp-filtered ``iradon``, one image at a time."""
+    """scikit-image's ``radon`` and ramp-filtered ``iradon``, one image at a time (CPU only)."""
+    if x.device.type != "cpu":
+        return Library("skimage", missing=CPU_ONLY)
     try:
         from skimage.transform import iradon, radon
     except IMPORT_ERRORS as err:
@@ -153,42 +298,19 @@ BUILDERS: dict[str, Callable[[Case, torch.Tensor], Library]] = {
 }
 
 
-def median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
-def phantom(size: int) -> torch.Tensor:
-    """The Shepp-Logan phantom resized to ``size``, or a seeded random image without skimage."""
-    try:
-        from skimage.data import shepp_logan_phantom
-        from skimage.transform import resize
-    except IMPORT_ERRORS:
-        return torch.rand(size, size, generator=torch.Generator().manual_seed(0))
-    image = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
-    return torch.from_numpy(image.astype(np.float32))
-
-
 Timings = dict[str, dict[str, float] | str]  # library -> {op: ms}, or "missing (reason)"
 
 
-def time_case(case: Case, warmup: int, repeats: int) -> Timings:
+def time_case(case: Case, warmup: int, repeats: int, device: torch.device) -> Timings:
     """Median ms of every operation of every library for one case."""
-    x = phantom(case.size).expand(case.batch, 1, case.size, case.size).contiguous()
+    x = phantom(case.size).expand(case.batch, 1, case.size, case.size).contiguous().to(device)
     timings: Timings = {}
     for name, build in BUILDERS.items():
         lib = build(case, x)
         if lib.missing is not None:
-            timings[name] = f"missing ({lib.missing})"
+            timings[name] = lib.missing if lib.missing == CPU_ONLY else f"missing ({lib.missing})"
             continue
-        timings[name] = {op: median_ms(fn, warmup, repeats) for op, fn in lib.ops.items()}
+        timings[name] = {op: median_ms(fn, warmup, repeats, device) for op, fn in lib.ops.items()}
     return timings
 
 
@@ -234,6 +356,501 @@ TABLE_HEADER = [
 ]
 
 
+def rel_l2(a: np.ndarray, ref: np.ndarray) -> float:
+    """||a - ref|| / ||ref||."""
+    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
+
+
+def geometry_lines(size: int, views: int, device: torch.device) -> list[str]:
+    """Each library's sinogram and FBP of a Shepp-Logan phantom vs scikit-image's.
+
+    Informational, computed on ``device`` (so a CUDA run also checks the GPU kernels). eilab
+    follows ``radon`` exactly. deepinv rotates with ``grid_sample`` about the padded grid's
+    geometric centre, scikit-image about pixel D//2 (D = ceil(sqrt(2) N)): they agree to float
+    precision when D is odd (N = 64, 256) and differ by about 10% (a half-pixel shift) when D
+    is even (N = 128). FBP is compared as each library's FBP of its own sinogram, FBP(A x).
+    """
+    try:
+        from skimage.transform import iradon, radon
+    except IMPORT_ERRORS as err:
+        return [f"- N={size}, views={views}: no scikit-image reference ({_reason(err)})"]
+    image = phantom(size)
+    theta = angles_deg(views)
+    ref_sino = radon(image.numpy(), theta=theta, circle=False)
+    ref_fbp = iradon(ref_sino, theta=theta, circle=False, filter_name="ramp")
+    lines = [
+        f"- N={size}, views={views}, scikit-image: FBP(A x) vs phantom rel. L2 "
+        f"{rel_l2(ref_fbp, image.numpy()):.3f}"
+    ]
+    for name, build, fbp_kwargs in (
+        ("eilab", eilab_ct, {}),
+        ("deepinv", deepinv_tomography, {"fbp": True}),
+    ):
+        try:
+            op = build(size, views, str(device))
+        except IMPORT_ERRORS as err:
+            lines.append(f"- N={size}, views={views}, {name}: missing ({_reason(err)})")
+            continue
+        with torch.no_grad():
+            sino = op.A(image[None, None].to(device))
+            fbp = op.A_dagger(sino, **fbp_kwargs)[0, 0].cpu().numpy()
+        sino = sino[0, 0].cpu().numpy()
+        lines.append(
+            f"- N={size}, views={views}, {name}: forward vs skimage radon rel. L2 "
+            f"{rel_l2(sino, ref_sino):.2e}; FBP(A x) vs skimage iradon(radon x) "
+            f"rel. L2 {rel_l2(fbp, ref_fbp):.2e}; FBP(A x) vs phantom rel. L2 "
+            f"{rel_l2(fbp, image.numpy()):.3f}"
+        )
+    return lines
+
+
+def ops_report(cases: Sequence[Case], warmup: int, repeats: int, device: torch.device) -> str:
+    """Run every case of the operator suite and return its markdown section."""
+    rows = list(TABLE_HEADER)
+    for case in cases:
+        rows += table_rows(case, time_case(case, warmup, repeats, device))
+    geometries = sorted({(c.size, c.views) for c in cases})
+    geometry = [line for s, v in geometries for line in geometry_lines(s, v, device)]
+    skimage_note = (
+        "skimage loops over the batch and has no adjoint"
+        if device.type == "cpu"
+        else "skimage is CPU-only and not timed on CUDA"
+    )
+    return "\n".join(
+        [
+            f"## CT operator benchmark ({device.type.upper()}, float32, median ms per call)",
+            "",
+            f"- {warmup} warm-up + {repeats} timed calls per cell; ratio = peer ms / eilab ms "
+            f"(>1: eilab faster); {skimage_note}",
+            "",
+            *rows,
+            "",
+            "Geometry check (informational; deepinv's rotation centre differs from"
+            " scikit-image's by half a pixel when ceil(sqrt(2) N) is even):",
+            "",
+            *geometry,
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- train suite
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's CT training settings (all configurable from the command line)."""
+
+    size: int = 128
+    views: int = 50
+    batch: int = 2
+    n_trans: int = 5
+    alpha: float = 100.0
+    lr: float = 5e-4
+    weight_decay: float = 1e-8
+    norm: str = "batch"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the eilab network runs: memory format, autocast precision, torch.compile."""
+
+    channels_last: bool = False
+    bf16: str = "off"  # "off", "step" (autocast the whole forward + loss) or "network"
+    compile: bool = False
+
+    @property
+    def label(self) -> str:
+        precision = {"off": "fp32", "step": "bf16 autocast (step)"}
+        parts = [precision.get(self.bf16, "bf16 autocast (U-Net only)")]
+        parts += ["channels_last"] if self.channels_last else []
+        parts += ["torch.compile(U-Net)"] if self.compile else ["eager"]
+        return ", ".join(parts)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self == Variant()
+
+
+BASELINE = Variant()
+Step = Callable[[], object]
+
+
+def paper_unet(cfg: TrainConfig) -> nn.Module:
+    """The paper's residual U-Net: widths 64-128-256-512, circular first conv, residual."""
+    from eilab.models.unet import UNet
+
+    return UNet(1, widths=(64, 128, 256, 512), norm=cfg.norm, circular_padding=True, residual=True)
+
+
+def prepare_network(net: nn.Module, variant: Variant, device: torch.device) -> nn.Module:
+    """Move ``net`` to ``device`` in the variant's memory format, compiled if asked."""
+    net = net.to(device)
+    if variant.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    net.train()
+    if variant.compile:
+        # Static shapes: EI runs the network at batch B and B*n_trans, two graphs compiled in
+        # the first (warm-up) step rather than a dynamic-shape recompile later.
+        net = torch.compile(net, dynamic=False)
+    if variant.bf16 == "network":
+        net = AutocastNetwork(net, device)
+    return net
+
+
+class AutocastNetwork(nn.Module):
+    """Run a network under bfloat16 autocast and hand back float32 (``--bf16 network``)."""
+
+    def __init__(self, network: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.network = network
+        self.device_type = device.type
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=self.device_type, dtype=torch.bfloat16):
+            out = self.network(x)
+        return out.float()
+
+
+def autocast(variant: Variant, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast over the whole forward + loss for ``--bf16 step``, else nothing."""
+    if variant.bf16 != "step":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def adam(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser of every row: Adam as in the paper's code (and eilab's strategies)."""
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def optimisation_step(
+    loss_fn: Callable[[], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    variant: Variant,
+    device: torch.device,
+) -> Step:
+    """One step: zero_grad, forward + loss (under autocast if asked), backward, Adam step."""
+
+    def step() -> object:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(variant, device):
+            loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def unet_step(cfg: TrainConfig, variant: Variant, batch: int, device: torch.device) -> Step:
+    """The U-Net alone: forward, MSE to a fixed target, backward, Adam step; no physics."""
+    net = prepare_network(paper_unet(cfg), variant, device)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, cfg.size, cfg.size, generator=generator).to(device)
+    target = torch.rand(batch, 1, cfg.size, cfg.size, generator=generator).to(device)
+    if variant.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return optimisation_step(
+        lambda: F.mse_loss(net(x), target), adam(net.parameters(), cfg), variant, device
+    )
+
+
+def eilab_module(strategy: str, cfg: TrainConfig, physics: nn.Module, net: nn.Module):
+    """eilab's LightningModule for ``strategy`` (never given to a Trainer here)."""
+    from eilab.groups import Rotate
+    from eilab.strategies import EI, MC, Sup
+
+    if strategy == "mc":
+        return MC(physics, net, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if strategy == "ei":
+        return EI(
+            physics,
+            net,
+            Rotate(),
+            alpha=cfg.alpha,
+            n_trans=cfg.n_trans,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
+    return Sup(physics, net, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class EilabLosses(nn.Module):
+    """The strategies' ``training_losses`` from eilab's Lightning-free library parts.
+
+    Used only when ``eilab.strategies`` does not import (Lightning missing, as in a bench
+    environment built with ``pip install --no-deps -e .``): the same terms, composed the way
+    ``MC``, ``EI`` and ``Sup`` compose them, from ``eilab.losses`` and ``Reconstructor``.
+    """
+
+    def __init__(self, strategy: str, cfg: TrainConfig, physics: nn.Module, net: nn.Module):
+        from eilab.groups import Rotate
+        from eilab.losses import EILoss, MCLoss, SupLoss
+        from eilab.models.reconstructor import Reconstructor
+
+        super().__init__()
+        self.strategy, self.alpha = strategy, cfg.alpha
+        self.uses_ground_truth = strategy == "sup"
+        self.physics = physics
+        self.reconstructor = Reconstructor(physics, net)
+        self.mc_loss, self.sup_loss = MCLoss(), SupLoss()
+        self.ei_loss = EILoss(Rotate(), cfg.n_trans)
+
+    def training_losses(self, y: torch.Tensor, *x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x1 = self.reconstructor(y)
+        if self.strategy == "sup":
+            return {"loss": self.sup_loss(x1, *x)}
+        loss = self.mc_loss(x1, y, self.physics)
+        if self.strategy == "ei":
+            loss = loss + self.alpha * self.ei_loss(x1, self.reconstructor, self.physics)
+        return {"loss": loss}
+
+
+@functools.cache
+def strategies_missing() -> str | None:
+    """Why ``eilab.strategies`` does not import (None when it does)."""
+    try:
+        import eilab.strategies  # noqa: F401
+    except ImportError as err:
+        return _reason(err)
+    return None
+
+
+def eilab_pipeline() -> str:
+    """The eilab pipeline's label: the strategies, or the Lightning-free fallback."""
+    reason = strategies_missing()
+    return "eilab" if reason is None else f"eilab losses (strategies: {reason})"
+
+
+def eilab_step(strategy: str, cfg: TrainConfig, variant: Variant, device: torch.device) -> Step:
+    """One eilab training step: ``module.training_losses(y[, x])["loss"]``, backward, Adam."""
+    physics = copy.deepcopy(_eilab_ct_cpu(cfg.size, cfg.views)).to(device)
+    net = prepare_network(paper_unet(cfg), variant, device)
+    if strategies_missing() is None:
+        module = eilab_module(strategy, cfg, physics, net)
+    else:
+        module = EilabLosses(strategy, cfg, physics, net)
+    module = module.to(device)
+    module.train()
+    x = phantom_batch(cfg.size, cfg.batch, device)
+    with torch.no_grad():
+        y = physics.A(x)
+    inputs = (y, x) if module.uses_ground_truth else (y,)
+    optimizer = adam(module.reconstructor.parameters(), cfg)
+    return optimisation_step(
+        lambda: module.training_losses(*inputs)["loss"], optimizer, variant, device
+    )
+
+
+class DeepinvFBPNet(nn.Module):
+    """deepinv's reconstructor for this benchmark: ``backbone(physics.A_dagger(y, fbp=True))``.
+
+    Not ``deepinv.models.ArtifactRemoval(backbone, mode='pinv')``: that calls
+    ``A_dagger(y)`` (deepinv's iterative least squares, not FBP, for Tomography) and passes
+    the noise level to the backbone as a second argument, which eilab's U-Net does not take.
+    """
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, y: torch.Tensor, physics: nn.Module, **kwargs) -> torch.Tensor:
+        return self.backbone(physics.A_dagger(y, fbp=True))
+
+
+def deepinv_step(strategy: str, cfg: TrainConfig, device: torch.device) -> Step:
+    """One deepinv training step with its losses, float32 eager, same U-Net as eilab."""
+    try:
+        import deepinv
+    except IMPORT_ERRORS as err:  # torchvision beside a mismatched torch: RuntimeError
+        raise ImportError(_reason(err)) from err
+
+    physics = deepinv.physics.Tomography(
+        angles=cfg.views, img_width=cfg.size, circle=False, normalize=False, device=device
+    )
+    model = DeepinvFBPNet(prepare_network(paper_unet(cfg), BASELINE, device))
+    mc = deepinv.loss.MCLoss()
+    ei = deepinv.loss.EILoss(
+        transform=deepinv.transform.Rotate(
+            n_trans=cfg.n_trans,
+            interpolation_mode="bilinear",
+            rng=torch.Generator().manual_seed(0),
+        ),
+        weight=cfg.alpha,
+        apply_noise=False,
+    )
+    sup = deepinv.loss.SupLoss()
+    x = phantom_batch(cfg.size, cfg.batch, device)
+    with torch.no_grad():
+        y = physics.A(x)
+
+    def loss() -> torch.Tensor:
+        x_net = model(y, physics)
+        if strategy == "sup":
+            return sup(x_net=x_net, x=x)
+        total = mc(y=y, x_net=x_net, physics=physics)
+        if strategy == "ei":
+            total = total + ei(x_net=x_net, physics=physics, model=model)
+        return total
+
+    return optimisation_step(loss, adam(model.parameters(), cfg), BASELINE, device)
+
+
+@dataclass(frozen=True)
+class TrainRow:
+    """One row of the training table: what runs, and how to build its step."""
+
+    step: str
+    pipeline: str
+    variant: Variant
+    build: Callable[[], Step]
+
+
+@dataclass
+class TrainResult:
+    row: TrainRow
+    timing: Timing | None = None
+    error: str | None = None  # "missing (reason)" or "failed (error)"
+
+
+def train_rows(
+    cfg: TrainConfig, strategies: Sequence[str], variants: Sequence[Variant], device: torch.device
+) -> list[TrainRow]:
+    """Every row of the training table, in display order."""
+    rows = []
+    batch_ei = cfg.batch * cfg.n_trans
+    for batch in dict.fromkeys((cfg.batch, batch_ei)):
+        for variant in variants:
+            rows.append(
+                TrainRow(
+                    f"U-Net alone, batch {batch}",
+                    "eilab UNet (no physics)",
+                    variant,
+                    functools.partial(unet_step, cfg, variant, batch, device),
+                )
+            )
+    for strategy in strategies:
+        name = strategy.upper() if strategy != "sup" else "Sup"
+        for variant in variants:
+            rows.append(
+                TrainRow(
+                    name,
+                    eilab_pipeline(),
+                    variant,
+                    functools.partial(eilab_step, strategy, cfg, variant, device),
+                )
+            )
+        rows.append(
+            TrainRow(
+                name, "deepinv", BASELINE, functools.partial(deepinv_step, strategy, cfg, device)
+            )
+        )
+    return rows
+
+
+def run_train_row(row: TrainRow, warmup: int, repeats: int, device: torch.device) -> TrainResult:
+    """Build a row's step (untimed), time it, and release it."""
+    free_memory(device)
+    try:
+        step = row.build()
+        timing = time_calls(step, warmup, repeats, device)
+    except ImportError as err:
+        result = TrainResult(row, error=f"missing ({_reason(err)})")
+    except Exception as err:  # one row's failure (OOM, an unsupported kernel) is a table cell
+        result = TrainResult(row, error=f"failed ({type(err).__name__}: {_reason(err)})")
+    else:
+        result = TrainResult(row, Timing(timing.median_ms, timing.first_ms, peak_bytes(device)))
+        del step
+    free_memory(device)
+    return result
+
+
+def _deepinv_ms(results: Sequence[TrainResult], step: str) -> float | None:
+    for result in results:
+        if result.row.step == step and result.row.pipeline == "deepinv" and result.timing:
+            return result.timing.median_ms
+    return None
+
+
+def train_table(results: Sequence[TrainResult], device: torch.device) -> list[str]:
+    """Markdown table of the training rows."""
+    memory_header = "peak GPU MiB" if device.type == "cuda" else "peak memory"
+    lines = [
+        f"| step | pipeline | settings | ms / step | first step ms | {memory_header} "
+        "| deepinv / this |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        row, timing = result.row, result.timing
+        cells = [row.step, row.pipeline, row.variant.label]
+        if timing is None:
+            cells += [str(result.error), "-", "-", "-"]
+        else:
+            first = "-" if timing.first_ms is None else f"{timing.first_ms:.1f}"
+            peak = "n/a" if timing.peak_bytes is None else f"{timing.peak_bytes / 2**20:.0f}"
+            peer = _deepinv_ms(results, row.step) if row.pipeline.startswith("eilab") else None
+            ratio = "-" if peer is None else f"{peer / timing.median_ms:.2f}x"
+            cells += [f"{timing.median_ms:.1f}", first, peak, ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def train_report(
+    cfg: TrainConfig,
+    strategies: Sequence[str],
+    variant: Variant,
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+) -> str:
+    """Run the training-step suite and return its markdown section."""
+    variants = [BASELINE] if variant.is_baseline else [BASELINE, variant]
+    rows = train_rows(cfg, strategies, variants, device)
+    results = []
+    for row in rows:
+        print(f"[bench] timing {row.step} / {row.pipeline} / {row.variant.label}", file=sys.stderr)
+        results.append(run_train_row(row, warmup, repeats, device))
+    n_params = sum(p.numel() for p in paper_unet(cfg).parameters())
+    memory_note = (
+        "peak GPU MiB = torch.cuda.max_memory_allocated over the row's steps, reset before its "
+        "model is built (parameters + Adam state + operator + activations)"
+        if device.type == "cuda"
+        else "no per-row memory on the CPU (see the process max RSS below)"
+    )
+    return "\n".join(
+        [
+            f"## Training-step benchmark ({device.type.upper()}, median ms per optimisation step)",
+            "",
+            f"- CT {cfg.size}x{cfg.size}, {cfg.views} views, circle=False, batch {cfg.batch}; "
+            f"EI: alpha {cfg.alpha:g}, n_trans {cfg.n_trans} rotations; Adam lr {cfg.lr:g}, "
+            f"weight decay {cfg.weight_decay:g}",
+            f"- network in BOTH pipelines: eilab UNet(1), widths 64-128-256-512, {cfg.norm} norm, "
+            f"circular first conv, residual ({n_params:,} parameters); only operators and "
+            "losses differ",
+            "- step = zero_grad + forward + loss + backward + Adam step; "
+            f"{warmup} warm-up + {repeats} timed steps; 'first step' is the first warm-up step "
+            "(includes torch.compile / cuDNN warm-up)",
+            "- eilab: CT + eilab.strategies.{MC,EI,Sup}.training_losses (group Rotate(): "
+            "integer degrees, bilinear, one angle per image and copy), no Trainer",
+            "- deepinv: Tomography(normalize=False; default adjoint_via_backprop=True) + "
+            "deepinv.loss.{MCLoss,EILoss,SupLoss}; model U-Net(A_dagger(y, fbp=True)); "
+            "EILoss(Rotate(n_trans, bilinear), weight=alpha, apply_noise=False): one angle per "
+            "copy, shared by the batch. deepinv rows are always fp32 eager",
+            "- U-Net alone: forward + MSE + backward + Adam step, no physics; an EI step runs "
+            f"the network at batch {cfg.batch} and {cfg.batch * cfg.n_trans}, so the sum of "
+            "those two rows bounds it from below",
+            f"- ratio = deepinv fp32 ms / this row's ms (>1: this row faster); {memory_note}",
+            "",
+            *train_table(results, device),
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- machine, CLI
+
+
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo, else what platform reports."""
     try:
@@ -253,12 +870,30 @@ def version(package: str) -> str:
         return "not installed"
 
 
-def machine_lines() -> list[str]:
+def gpu_lines(device: torch.device) -> list[str]:
+    """The GPU, its CUDA/cuDNN versions and the TF32 settings, on CUDA."""
+    if device.type != "cuda":
+        return []
+    props = torch.cuda.get_device_properties(device)
+    return [
+        f"- GPU: {torch.cuda.get_device_name(device)} (compute capability "
+        f"{props.major}.{props.minor}, {props.total_memory / 2**30:.1f} GiB); CUDA "
+        f"{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}",
+        f"- TF32: cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
+        f"cuda.matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}; "
+        f"cudnn.benchmark={torch.backends.cudnn.benchmark}",
+    ]
+
+
+def machine_lines(device: torch.device) -> list[str]:
     """What the numbers were measured on."""
     versions = ", ".join(
-        f"{pkg} {version(pkg)}" for pkg in ("eilab", "deepinv", "scikit-image", "numpy")
+        f"{pkg} {version(pkg)}"
+        for pkg in ("eilab", "deepinv", "torchvision", "lightning", "scikit-image", "numpy")
     )
     return [
+        f"- device: {device.type}",
+        *gpu_lines(device),
         f"- CPU: {cpu_model()} ({_cpu_count()} logical cores visible)",
         f"- torch {torch.__version__}, {torch.get_num_threads()} torch threads; "
         f"Python {platform.python_version()}",
@@ -282,78 +917,27 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def rel_l2(a: np.ndarray, ref: np.ndarray) -> float:
-    """||a - ref|| / ||ref||."""
-    return float(np.linalg.norm(a - ref) / np.linalg.norm(ref))
-
-
-def geometry_lines(size: int, views: int) -> list[str]:
-    """Each library's sinogram and FBP of a Shepp-Logan phantom vs scikit-image's.
-
-    Informational. eilab follows ``radon`` exactly. deepinv rotates with ``grid_sample`` about
-    the padded grid's geometric centre, scikit-image about pixel D//2 (D = ceil(sqrt(2) N)):
-    they agree to float precision when D is odd (N = 64, 256) and differ by about 10% (a
-    half-pixel shift) when D is even (N = 128). FBP is compared as each library's FBP of its
-    own sinogram, FBP(A x).
-    """
-    try:
-        from skimage.transform import iradon, radon
-    except IMPORT_ERRORS as err:
-        return [f"- N={size}, views={views}: no scikit-image reference ({_reason(err)})"]
-    image = phantom(size)
-    theta = angles_deg(views)
-    ref_sino = radon(image.numpy(), theta=theta, circle=False)
-    ref_fbp = iradon(ref_sino, theta=theta, circle=False, filter_name="ramp")
-    lines = [
-        f"- N={size}, views={views}, scikit-image: FBP(A x) vs phantom rel. L2 "
-        f"{rel_l2(ref_fbp, image.numpy()):.3f}"
-    ]
-    for name, build, fbp_kwargs in (
-        ("eilab", eilab_ct, {}),
-        ("deepinv", deepinv_tomography, {"fbp": True}),
-    ):
-        try:
-            op = build(size, views)
-        except IMPORT_ERRORS as err:
-            lines.append(f"- N={size}, views={views}, {name}: missing ({_reason(err)})")
-            continue
-        with torch.no_grad():
-            sino = op.A(image[None, None])
-            fbp = op.A_dagger(sino, **fbp_kwargs)[0, 0].numpy()
-        lines.append(
-            f"- N={size}, views={views}, {name}: forward vs skimage radon rel. L2 "
-            f"{rel_l2(sino[0, 0].numpy(), ref_sino):.2e}; FBP(A x) vs skimage iradon(radon x) "
-            f"rel. L2 {rel_l2(fbp, ref_fbp):.2e}; FBP(A x) vs phantom rel. L2 "
-            f"{rel_l2(fbp, image.numpy()):.3f}"
+def report(
+    cases: Sequence[Case],
+    warmup: int,
+    repeats: int,
+    device: torch.device | None = None,
+    suite: str = "ops",
+    train: TrainConfig | None = None,
+    strategies: Sequence[str] = STRATEGIES,
+    variant: Variant = BASELINE,
+) -> str:
+    """Run the chosen suite(s) and return the markdown report."""
+    device = device or torch.device("cpu")
+    sections = ["# eilab benchmark", "", *machine_lines(device), ""]
+    if suite in ("ops", "all"):
+        sections.append(ops_report(cases, warmup, repeats, device))
+    if suite in ("train", "all"):
+        sections.append(
+            train_report(train or TrainConfig(), strategies, variant, warmup, repeats, device)
         )
-    return lines
-
-
-def report(cases: Sequence[Case], warmup: int, repeats: int) -> str:
-    """Run every case and return the markdown report."""
-    machine = machine_lines()
-    rows = list(TABLE_HEADER)
-    for case in cases:
-        rows += table_rows(case, time_case(case, warmup, repeats))
-    geometries = sorted({(c.size, c.views) for c in cases})
-    geometry = [line for size, views in geometries for line in geometry_lines(size, views)]
-    return "\n".join(
-        [
-            "## CT operator benchmark (CPU, float32, median ms per call)",
-            "",
-            *machine,
-            f"- {warmup} warm-up + {repeats} timed calls per cell; ratio = peer ms / eilab ms "
-            "(>1: eilab faster); skimage loops over the batch and has no adjoint",
-            "",
-            *rows,
-            "",
-            "Geometry check (informational; deepinv's rotation centre differs from"
-            " scikit-image's by half a pixel when ceil(sqrt(2) N) is even):",
-            "",
-            *geometry,
-            "",
-        ]
-    )
+    sections.append(f"- process max RSS (getrusage) at the end: {max_rss_mib()}")
+    return "\n".join(sections) + "\n"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -361,22 +945,64 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m eilab.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sizes N")
-    parser.add_argument("--views", type=int, nargs="+", default=[50], help="numbers of views")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes")
+    parser.add_argument("--suite", choices=("ops", "train", "all"), default="ops")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ops = parser.add_argument_group("ops suite")
+    ops.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sizes N")
+    ops.add_argument("--views", type=int, nargs="+", default=[50], help="numbers of views")
+    ops.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes")
+    train = parser.add_argument_group("train suite (defaults: the paper's CT settings)")
+    train.add_argument("--train-size", type=int, default=128, help="image size N")
+    train.add_argument("--train-views", type=int, default=50, help="number of views")
+    train.add_argument("--train-batch", type=int, default=2, help="batch size")
+    train.add_argument("--n-trans", type=int, default=5, help="EI transformations per image")
+    train.add_argument("--alpha", type=float, default=100.0, help="EI weight")
+    train.add_argument("--norm", choices=("batch", "group", "none"), default="batch")
+    train.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    train.add_argument(
+        "--channels-last", action="store_true", help="eilab rows: channels_last U-Net"
+    )
+    train.add_argument(
+        "--bf16",
+        nargs="?",
+        const="step",
+        default="off",
+        choices=("off", "step", "network"),
+        help="eilab rows: bfloat16 autocast over the whole forward + loss ('step', as "
+        "Lightning's bf16-mixed; the default of a bare --bf16) or around the U-Net only",
+    )
+    train.add_argument("--compile", action="store_true", help="eilab rows: torch.compile U-Net")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per cell")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per cell")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.train_size % 8:
+        parser.error(f"--train-size must be divisible by 8 (4-scale U-Net), got {args.train_size}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m eilab.bench``."""
     args = parse_args(argv)
+    device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
     cases = [Case(s, v, b) for s in args.sizes for v in args.views for b in args.batches]
-    text = report(cases, args.warmup, args.repeats)
+    train = TrainConfig(
+        size=args.train_size,
+        views=args.train_views,
+        batch=args.train_batch,
+        n_trans=args.n_trans,
+        alpha=args.alpha,
+        norm=args.norm,
+    )
+    variant = Variant(args.channels_last, args.bf16, args.compile)
+    text = report(
+        cases, args.warmup, args.repeats, device, args.suite, train, args.strategies, variant
+    )
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,3 +107,14 @@ def test_low_precision_inputs_are_projected_in_float32(dtype):
     y = ct.A(x.to(dtype))
     assert y.dtype == torch.float32
     assert torch.allclose(y, ct.A(x.to(dtype).float()))
+
+
+def test_autocast_does_not_lower_the_projections():
+    ct = CT(16, n_views=5)
+    x = torch.rand(2, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ct.A(x.bfloat16())
+        fbp = ct.A_dagger(y.bfloat16())
+    assert y.dtype == fbp.dtype == torch.float32
+    assert torch.allclose(y, ct.A(x.bfloat16().float()))
+    assert torch.allclose(fbp, ct.A_dagger(y.bfloat16().float()), atol=1e-5)

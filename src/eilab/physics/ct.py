@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -61,16 +62,24 @@ class _SparseOperator(nn.Module):
 def _apply_to_images(
     op: _SparseOperator, x: torch.Tensor, out_hw: tuple[int, int], transpose: bool
 ) -> torch.Tensor:
-    """Apply a sparse operator to every (batch, channel) image of a (B, C, H, W) tensor.
+    """Apply a sparse operator to every (batch, channel) image of a (B, C, H, W) tensor."""
+    B, C = x.shape[:2]
+    with full_precision(x) as x:
+        columns = x.reshape(B * C, -1).t()
+        return op(columns, transpose).t().reshape(B, C, *out_hw)
 
-    Half and bfloat16 inputs (from autocast) are computed in float32: sparse kernels do not
-    support them everywhere, and line integrals lose too much in 8 mantissa bits.
+
+@contextmanager
+def full_precision(x: torch.Tensor):
+    """Compute in float32 (or the input's float64) even under autocast.
+
+    Sparse kernels and FFTs do not support half/bfloat16 everywhere, and line integrals lose
+    too much in 8 mantissa bits; autocast would otherwise lower the matmuls again.
     """
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
-    B, C = x.shape[:2]
-    columns = x.reshape(B * C, -1).t()
-    return op(columns, transpose).t().reshape(B, C, *out_hw)
+    with torch.autocast(x.device.type, enabled=False):
+        yield x
 
 
 class CT(LinearPhysics):
@@ -136,9 +145,10 @@ class CT(LinearPhysics):
         """Ramp-filter each projection along the detector axis (zero-padded FFT)."""
         pad_before = self.fbp_bins // 2 - self.n_detectors // 2
         pad_after = self.filter.numel() - self.n_detectors - pad_before
-        padded = nn.functional.pad(y, (0, 0, pad_before, pad_after))
-        spectrum = torch.fft.fft(padded, dim=-2) * self.filter.to(y.dtype)[:, None]
-        return torch.fft.ifft(spectrum, dim=-2).real[..., : self.fbp_bins, :]
+        with full_precision(y) as y:
+            padded = nn.functional.pad(y, (0, 0, pad_before, pad_after))
+            spectrum = torch.fft.fft(padded, dim=-2) * self.filter.to(y.dtype)[:, None]
+            return torch.fft.ifft(spectrum, dim=-2).real[..., : self.fbp_bins, :]
 
     def _check_image(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[-2:] != (self.img_size, self.img_size):
