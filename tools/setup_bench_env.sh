@@ -31,7 +31,7 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 
 "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${PIP[@]}" "torch==2.14.1" "deepinv==0.5.0" scikit-image scipy numpy tqdm
-"${PIP[@]}" --no-deps -e "$ROOT"
+"${PIP[@]}" "torch==2.14.1" -e "$ROOT"   # eilab with its dependencies (Lightning, Hydra, ...)
 
 "$VENV/bin/python" - <<'PY'
 import deepinv, skimage, torch, torchvision  # noqa: F401

@@ -26,11 +26,18 @@ alpha = 100, ``n_trans`` = 5 rotations, Adam lr 5e-4), for MC, EI and Sup, with 
   ``U-Net(physics.A_dagger(y, fbp=True))`` (FBP, not deepinv's iterative least squares) and
   ``EILoss(transform=Rotate(n_trans, interpolation_mode='bilinear'), weight=alpha,
   apply_noise=False)``;
-- the U-Net alone (forward, MSE to a target, backward, Adam step; no physics) at batch B and
-  B*n_trans: an EI step runs the network on both, so their sum bounds it from below.
+- what bounds a step: the U-Net alone (zero_grad, forward, MSE to a target, backward; no
+  physics, no optimiser) at batch B and B*n_trans (MC and Sup run the network at B, EI at B and
+  B*n_trans), and Adam's update of its parameters alone.
 
-``--channels-last``, ``--bf16`` (autocast) and ``--compile`` (``torch.compile`` of the U-Net) add
-eilab and U-Net rows with those settings; deepinv rows stay float32 eager.
+deepinv's FBP uses its autograd adjoint, which it caches for one batch size; an EI step calls
+FBP at batch B and B*n_trans, so it rebuilds that adjoint twice per step. That is deepinv's
+default behaviour and is part of what is timed.
+
+``--channels-last``, ``--bf16 [step|network]`` (bfloat16 autocast over the whole forward + loss,
+as Lightning's ``bf16-mixed``, or around the U-Net only) and ``--compile`` (``torch.compile`` of
+the U-Net, static shapes) add eilab and U-Net rows with those settings beside the float32 eager
+ones; deepinv rows stay float32 eager. ``--strategies`` picks a subset of MC, EI, Sup.
 
 Ratios are peer time / eilab time, so a ratio above 1 means eilab is faster. A peer that does
 not import is reported as ``missing (reason)``. Timed calls are bracketed by
@@ -529,31 +536,43 @@ def optimisation_step(
     optimizer: torch.optim.Optimizer,
     variant: Variant,
     device: torch.device,
+    update: bool = True,
 ) -> Step:
-    """One step: zero_grad, forward + loss (under autocast if asked), backward, Adam step."""
+    """zero_grad, forward + loss (under autocast if asked), backward, and (if ``update``) Adam."""
 
     def step() -> object:
         optimizer.zero_grad(set_to_none=True)
         with autocast(variant, device):
             loss = loss_fn()
         loss.backward()
-        optimizer.step()
+        if update:
+            optimizer.step()
         return loss
 
     return step
 
 
-def unet_step(cfg: TrainConfig, variant: Variant, batch: int, device: torch.device) -> Step:
-    """The U-Net alone: forward, MSE to a fixed target, backward, Adam step; no physics."""
+def unet_step(
+    cfg: TrainConfig, variant: Variant, batch: int, device: torch.device, update: bool = False
+) -> Step:
+    """The U-Net alone: forward, MSE to a fixed target, backward (Adam step if ``update``)."""
     net = prepare_network(paper_unet(cfg), variant, device)
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, cfg.size, cfg.size, generator=generator).to(device)
     target = torch.rand(batch, 1, cfg.size, cfg.size, generator=generator).to(device)
     if variant.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return optimisation_step(
-        lambda: F.mse_loss(net(x), target), adam(net.parameters(), cfg), variant, device
-    )
+    optimizer = adam(net.parameters(), cfg)
+    return optimisation_step(lambda: F.mse_loss(net(x), target), optimizer, variant, device, update)
+
+
+def adam_step(cfg: TrainConfig, device: torch.device) -> Step:
+    """Adam's update alone, on the U-Net's parameters with gradients already in place."""
+    net = prepare_network(paper_unet(cfg), BASELINE, device)
+    optimizer = adam(net.parameters(), cfg)
+    x = torch.rand(cfg.batch, 1, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0))
+    net(x.to(device)).square().mean().backward()
+    return optimizer.step
 
 
 def eilab_module(strategy: str, cfg: TrainConfig, physics: nn.Module, net: nn.Module):
@@ -576,62 +595,11 @@ def eilab_module(strategy: str, cfg: TrainConfig, physics: nn.Module, net: nn.Mo
     return Sup(physics, net, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-class EilabLosses(nn.Module):
-    """The strategies' ``training_losses`` from eilab's Lightning-free library parts.
-
-    Used only when ``eilab.strategies`` does not import (Lightning missing, as in a bench
-    environment built with ``pip install --no-deps -e .``): the same terms, composed the way
-    ``MC``, ``EI`` and ``Sup`` compose them, from ``eilab.losses`` and ``Reconstructor``.
-    """
-
-    def __init__(self, strategy: str, cfg: TrainConfig, physics: nn.Module, net: nn.Module):
-        from eilab.groups import Rotate
-        from eilab.losses import EILoss, MCLoss, SupLoss
-        from eilab.models.reconstructor import Reconstructor
-
-        super().__init__()
-        self.strategy, self.alpha = strategy, cfg.alpha
-        self.uses_ground_truth = strategy == "sup"
-        self.physics = physics
-        self.reconstructor = Reconstructor(physics, net)
-        self.mc_loss, self.sup_loss = MCLoss(), SupLoss()
-        self.ei_loss = EILoss(Rotate(), cfg.n_trans)
-
-    def training_losses(self, y: torch.Tensor, *x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x1 = self.reconstructor(y)
-        if self.strategy == "sup":
-            return {"loss": self.sup_loss(x1, *x)}
-        loss = self.mc_loss(x1, y, self.physics)
-        if self.strategy == "ei":
-            loss = loss + self.alpha * self.ei_loss(x1, self.reconstructor, self.physics)
-        return {"loss": loss}
-
-
-@functools.cache
-def strategies_missing() -> str | None:
-    """Why ``eilab.strategies`` does not import (None when it does)."""
-    try:
-        import eilab.strategies  # noqa: F401
-    except ImportError as err:
-        return _reason(err)
-    return None
-
-
-def eilab_pipeline() -> str:
-    """The eilab pipeline's label: the strategies, or the Lightning-free fallback."""
-    reason = strategies_missing()
-    return "eilab" if reason is None else f"eilab losses (strategies: {reason})"
-
-
 def eilab_step(strategy: str, cfg: TrainConfig, variant: Variant, device: torch.device) -> Step:
     """One eilab training step: ``module.training_losses(y[, x])["loss"]``, backward, Adam."""
     physics = copy.deepcopy(_eilab_ct_cpu(cfg.size, cfg.views)).to(device)
     net = prepare_network(paper_unet(cfg), variant, device)
-    if strategies_missing() is None:
-        module = eilab_module(strategy, cfg, physics, net)
-    else:
-        module = EilabLosses(strategy, cfg, physics, net)
-    module = module.to(device)
+    module = eilab_module(strategy, cfg, physics, net).to(device)
     module.train()
     x = phantom_batch(cfg.size, cfg.batch, device)
     with torch.no_grad():
@@ -724,19 +692,27 @@ def train_rows(
         for variant in variants:
             rows.append(
                 TrainRow(
-                    f"U-Net alone, batch {batch}",
+                    f"U-Net fwd+bwd, batch {batch}",
                     "eilab UNet (no physics)",
                     variant,
                     functools.partial(unet_step, cfg, variant, batch, device),
                 )
             )
+    rows.append(
+        TrainRow(
+            "Adam step alone",
+            "torch.optim.Adam",
+            BASELINE,
+            functools.partial(adam_step, cfg, device),
+        )
+    )
     for strategy in strategies:
         name = strategy.upper() if strategy != "sup" else "Sup"
         for variant in variants:
             rows.append(
                 TrainRow(
                     name,
-                    eilab_pipeline(),
+                    "eilab",
                     variant,
                     functools.partial(eilab_step, strategy, cfg, variant, device),
                 )
@@ -836,10 +812,14 @@ def train_report(
             "- deepinv: Tomography(normalize=False; default adjoint_via_backprop=True) + "
             "deepinv.loss.{MCLoss,EILoss,SupLoss}; model U-Net(A_dagger(y, fbp=True)); "
             "EILoss(Rotate(n_trans, bilinear), weight=alpha, apply_noise=False): one angle per "
-            "copy, shared by the batch. deepinv rows are always fp32 eager",
-            "- U-Net alone: forward + MSE + backward + Adam step, no physics; an EI step runs "
-            f"the network at batch {cfg.batch} and {cfg.batch * cfg.n_trans}, so the sum of "
-            "those two rows bounds it from below",
+            "copy, shared by the batch; deepinv caches its autograd adjoint for one batch size, "
+            f"so an EI step rebuilds it twice (batch {cfg.batch} and "
+            f"{cfg.batch * cfg.n_trans}). deepinv rows are always fp32 eager",
+            "- what bounds a step: 'U-Net fwd+bwd' = zero_grad + forward + MSE + backward of "
+            "the network alone (no physics, no optimiser); 'Adam step alone' = the update of "
+            f"its {n_params:,} parameters. MC and Sup run the network once at batch "
+            f"{cfg.batch}, EI at batch {cfg.batch} and {cfg.batch * cfg.n_trans}: step minus "
+            "those rows is the operators' + losses' share",
             f"- ratio = deepinv fp32 ms / this row's ms (>1: this row faster); {memory_note}",
             "",
             *train_table(results, device),

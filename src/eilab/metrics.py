@@ -25,15 +25,13 @@ def psnr_ei_code(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 20 * torch.log10(scale * peak / torch.linalg.vector_norm(target - estimate))
 
 
-def image_metrics(prefix: str, postfix: str = "") -> MetricCollection:
-    """PSNR (per image, data range 1, then the mean) and SSIM; states sync under DDP."""
-    return MetricCollection(
-        {
-            "psnr": PeakSignalNoiseRatio(
-                data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)
-            ),
-            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
-        },
-        prefix=prefix,
-        postfix=postfix,
-    )
+def image_metrics(prefix: str, postfix: str = "", ssim: bool = True) -> MetricCollection:
+    """PSNR (per image, data range 1, then the mean) and SSIM; states sync under DDP.
+
+    SSIM's 11×11 Gaussian window needs images of at least 11×11: pass ``ssim=False`` for
+    smaller ones (e.g. 1-D signals).
+    """
+    metrics = {"psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))}
+    if ssim:
+        metrics["ssim"] = StructuralSimilarityIndexMeasure(data_range=1.0)
+    return MetricCollection(metrics, prefix=prefix, postfix=postfix)

@@ -176,3 +176,19 @@ def test_ei_with_a_group_that_cannot_help_stops_before_training(tmp_path):
     assert done.returncode != 0
     assert "Corollary 1 holds" in done.stderr and "check_identifiability=false" in done.stderr
     assert "Epoch" not in done.stdout + done.stderr
+
+
+def test_fig3_toy_ei_inpaints_the_triangles_and_mc_does_not(tmp_path):
+    psnr = {}
+    for strategy in ("mc", "ei"):
+        done = eilab_train(
+            "experiment=toy_fig3",
+            f"strategy={strategy}",
+            "trainer.max_epochs=40",
+            f"hydra.run.dir={strategy}",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        psnr[strategy] = json.loads((tmp_path / strategy / "metrics.json").read_text())
+    assert abs(psnr["mc"]["test/psnr"] - psnr["mc"]["test/psnr_adagger"]) < 1.0
+    assert psnr["ei"]["test/psnr"] > psnr["mc"]["test/psnr"] + 8.0

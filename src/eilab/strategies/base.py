@@ -32,6 +32,7 @@ class ReconstructionModule(L.LightningModule):
         weight_decay: float = 1e-8,
         milestones: Sequence[int] = (),
         gamma: float = 0.1,
+        ssim: bool = True,
     ) -> None:
         super().__init__()
         self.physics = physics
@@ -41,10 +42,10 @@ class ReconstructionModule(L.LightningModule):
         self.milestones, self.gamma = list(milestones), gamma
         self.metrics = nn.ModuleDict(
             {
-                "val": image_metrics("val/"),
-                "val_adagger": image_metrics("val/", "_adagger"),
-                "test": image_metrics("test/"),
-                "test_adagger": image_metrics("test/", "_adagger"),
+                "val": image_metrics("val/", ssim=ssim),
+                "val_adagger": image_metrics("val/", "_adagger", ssim),
+                "test": image_metrics("test/", ssim=ssim),
+                "test_adagger": image_metrics("test/", "_adagger", ssim),
             }
         )
 
