@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install test lint format bench demo clean
+.PHONY: help install data test lint format bench demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+data: install ## Get the real head CT (Debian invesalius-examples) where possible
+	$(BIN)/python -m eilab.data.prepare
 
 test: install lint ## Lint, then run the test suite (the CI gate)
 	$(BIN)/pytest
