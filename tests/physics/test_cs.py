@@ -7,16 +7,6 @@ import torch
 
 from eilab.physics.cs import CompressedSensing
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.gpu,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
-        ],
-    ),
-]
 SHAPE = (2, 8, 6)
 N = math.prod(SHAPE)
 M = 40

@@ -6,16 +6,6 @@ import torch
 from eilab.physics.inpainting import Inpainting
 from eilab.physics.noise import PoissonNoise
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.gpu,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
-        ],
-    ),
-]
 SIZE = (16, 12)  # non-square, so a swapped H/W shows up
 
 

@@ -5,16 +5,6 @@ import torch
 
 from eilab.physics.mri import MRI
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.gpu,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
-        ],
-    ),
-]
 SIZE = (12, 20)  # non-square, so columns (W) and rows (H) cannot be confused
 
 

@@ -1,9 +1,8 @@
 """The five strategies: they train, their losses drop, and they rank as the paper says."""
 
-import lightning as L
 import pytest
 import torch
-from tiny_inpainting import fit_and_test
+from tiny_inpainting import fit_and_test, quiet_trainer
 from torch.utils.data import DataLoader
 
 from eilab.data import MeasurementDataset
@@ -91,16 +90,7 @@ def test_self_supervised_strategies_never_read_the_ground_truth(name, inpainting
     poisoned = MeasurementDataset(train_set.images[:8], physics)
     poisoned.images = torch.full_like(poisoned.images, float("nan"))
     module = build(name, physics)
-    L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
-        max_steps=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(4)
     trainer.fit(module, DataLoader(poisoned, batch_size=4))
     assert all(torch.isfinite(p).all() for p in module.reconstructor.parameters())
     assert torch.isfinite(trainer.callback_metrics["train/loss"])

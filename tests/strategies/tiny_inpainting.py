@@ -21,8 +21,15 @@ def camera_crops(count: int, seed: int = 0) -> torch.Tensor:
 
 def fit_and_test(module, train_set, test_set, steps: int) -> dict[str, float]:
     """Train with a plain Lightning Trainer on CPU for ``steps`` steps; return test metrics."""
+    trainer = quiet_trainer(steps)
+    trainer.fit(module, DataLoader(train_set, batch_size=4, shuffle=True))
+    return trainer.test(module, DataLoader(test_set, batch_size=16), verbose=False)[0]
+
+
+def quiet_trainer(steps: int) -> L.Trainer:
+    """A seeded CPU Trainer for ``steps`` steps, with no logger, checkpoints or validation."""
     L.seed_everything(0, verbose=False)
-    trainer = L.Trainer(
+    return L.Trainer(
         max_steps=steps,
         accelerator="cpu",
         logger=False,
@@ -31,5 +38,3 @@ def fit_and_test(module, train_set, test_set, steps: int) -> dict[str, float]:
         enable_model_summary=False,
         limit_val_batches=0,
     )
-    trainer.fit(module, DataLoader(train_set, batch_size=4, shuffle=True))
-    return trainer.test(module, DataLoader(test_set, batch_size=16), verbose=False)[0]
