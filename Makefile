@@ -40,15 +40,8 @@ bench: install ## Time eilab against scikit-image and deepinv (separate .bench-v
 	bash tools/setup_bench_env.sh
 	.bench-venv/bin/python -m eilab.bench
 
-demo: install ## Run the main demo job and print its result table
-	@echo "make demo: the training demo is not built yet; for now it runs the identifiability"
-	@echo "checker (Theorem 1 / Corollary 1) on the paper's three canonical cases."
-	@echo; echo "### inpainting (30 % dropped) + cyclic shifts"
-	$(BIN)/eilab-check physics=inpainting group=shift
-	@echo; echo "### CT, 8 views at 16x16 + rotations"
-	$(BIN)/eilab-check physics=ct physics.n_views=8 group=rotate
-	@echo; echo "### MRI (4x Cartesian) + cyclic shifts"
-	$(BIN)/eilab-check physics=mri group=shift channels=2
+demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
+	$(BIN)/python -m eilab.demo
 
 clean: ## Remove build caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
