@@ -1,20 +1,44 @@
-"""The demo's machinery end to end, shrunk to seconds (debug=fast)."""
+"""`python -m eilab.demo` in its shrunk mode (--fast) writes its tables, CSV and figures."""
 
 import csv
-import subprocess
-import sys
+
+from eilab import demo
+
+METHODS = {"ct": ["A†y (FBP)", "MC", "EI", "Sup"], "inpainting": ["A†y", "MC", "EI", "Sup"]}
 
 
-def test_demo_fast_writes_tables_csv_and_figures(tmp_path):
-    command = [sys.executable, "-m", "eilab.demo", "--fast", "--out", "demo"]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    (run_dir,) = (tmp_path / "demo").iterdir()
+def test_fast_demo_writes_tables_csv_and_figures(tmp_path, capsys):
+    out = demo.main(["--fast", "--jobs", "2", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert out.parent == tmp_path
     for name in ("results.csv", "results.md", "ct.png", "inpainting.png"):
-        assert (run_dir / name).exists(), name
-    with open(run_dir / "results.csv") as handle:
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    methods = {(row["task"], row["method"]) for row in rows}
-    for task in ("ct", "inpainting"):
-        assert {(task, m) for m in ("MC", "EI", "Sup")} <= methods
-    assert "| MC |" in done.stdout and "| EI |" in done.stdout
+    assert [(r["task"], r["method"]) for r in rows] == [
+        (task, method) for task, methods in METHODS.items() for method in methods
+    ]
+    assert all(float(r["test_psnr"]) > 0 for r in rows)
+    for task in METHODS:
+        for strategy in demo.STRATEGIES:
+            run_dir = out / task / strategy
+            for name in ("metrics.json", ".hydra/config.yaml", "checkpoints/last.ckpt"):
+                assert (run_dir / name).is_file(), run_dir / name
+    assert "| method | test PSNR (dB) | test SSIM | train time (s) | steps |" in printed
+    assert printed.count("| EI |") == 2
+    assert "Total wall time" in (out / "results.md").read_text()
+
+
+def test_output_directories_are_never_reused(tmp_path):
+    first, second = demo.new_output_dir(tmp_path), demo.new_output_dir(tmp_path)
+    assert first != second
+    assert first.is_dir() and second.is_dir()
+
+
+def test_missing_head_ct_falls_back_to_ellipses(monkeypatch, capsys):
+    def missing(path=None):
+        raise FileNotFoundError("head CT file not found")
+
+    monkeypatch.setattr(demo, "find_head_ct", missing)
+    assert demo.ct_dataset_overrides() == ["dataset=ellipses"]
+    assert "falls back to dataset=ellipses" in capsys.readouterr().out

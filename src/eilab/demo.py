@@ -283,7 +283,7 @@ def save_figure(task: str, results: list[dict], path: Path) -> None:
     panels += [
         (LABELS[s], by_strategy[s]["x_hat"]) for s in ("mc", "ei", "sup") if s in by_strategy
     ]
-    figure = Figure(figsize=(2.4 * len(panels), 2.8), layout="constrained")
+    figure = Figure(figsize=(2.4 * len(panels), 3.0), layout="constrained")
     for axis, (name, image) in zip(figure.subplots(1, len(panels)), panels, strict=True):
         axis.imshow(to_display(image), cmap="gray", vmin=0.0, vmax=1.0)
         axis.set_axis_off()
@@ -292,7 +292,7 @@ def save_figure(task: str, results: list[dict], path: Path) -> None:
         else:
             value = psnr(torch.from_numpy(image)[None], torch.from_numpy(truth)[None])
             axis.set_title(f"{name}\n{float(value):.2f} dB", fontsize=10)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def write_results(out: Path, tables: dict[str, list[dict]], report: str) -> None:
