@@ -12,12 +12,14 @@ its own directory under ``outputs/demo/<timestamp>/<task>/<strategy>``. Then it 
 markdown table per task and writes ``results.csv``, ``results.md``, ``ct.png`` and
 ``inpainting.png`` (one test image: ground truth | A†y | MC | EI | Sup) beside them.
 
-    python -m eilab.demo                       # the full demo, runs two at a time on 2 cores
+    python -m eilab.demo                       # the full demo: 6.4 min on 2 idle CPU cores
     python -m eilab.demo --fast                # seconds: debug=fast (tiny images and networks)
-    python -m eilab.demo --tasks ct trainer.max_epochs=10   # Hydra overrides for every run
+    python -m eilab.demo trainer.max_epochs=10 --tasks ct   # Hydra overrides for every run
 
-Runs go to worker processes with one torch thread each (``--jobs``): on a small shared CPU,
-two single-threaded processes are much faster than one process with two OpenMP threads.
+Runs go to worker processes with one torch thread each (``--jobs``): on a 2-core CPU that
+something else also uses, one process with two OpenMP threads ran the U-Net 10-80x slower
+than one thread (threads wait for each other at every parallel op); two single-threaded
+processes use both cores without that. Results are deterministic (seeded, one thread).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ STRATEGIES = ("ei", "mc", "sup")
 LABELS = {"adagger": "A†y", "mc": "MC", "ei": "EI", "sup": "Sup"}
 #: What A†y is called in each task's table and figure.
 ADAGGER_NAMES = {"ct": "A†y (FBP)", "inpainting": "A†y"}
+#: Written by the experiment configs' ``callbacks.final`` at the end of every training epoch.
+FINAL_CHECKPOINT = Path("checkpoints/final.ckpt")
 FIELDS = ("task", "method", "test_psnr", "test_ssim", "train_time_s", "steps", "run_dir")
 
 
@@ -76,10 +80,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fast", action="store_true", help="tiny runs (debug=fast), for tests")
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument(
-        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs trained at once"
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, each in a process with one torch thread; 1: in-process",
     )
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output root")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
 
 
 def elapsed(start: float) -> str:
@@ -134,8 +144,8 @@ def save_config(cfg: DictConfig, run_dir: Path) -> None:
 
 @torch.no_grad()
 def sample_reconstructions(run_dir: Path) -> dict[str, np.ndarray]:
-    """Ground truth, A†y and f(y) of the middle test image, from the run's last checkpoint."""
-    module, datamodule, _ = load_run(run_dir, "last", "cpu")
+    """Ground truth, A†y and f(y) of the middle test image, with the run's final weights."""
+    module, datamodule, _ = load_run(run_dir, str(run_dir / FINAL_CHECKPOINT), "cpu")
     datamodule.setup("test")
     dataset = datamodule.datasets["test"]
     index = len(dataset) // 2
@@ -152,14 +162,18 @@ def run_job(job: Job) -> dict:
     save_config(cfg, job.run_dir)
     OmegaConf.resolve(cfg)
     began = time.perf_counter()
+    log_file = job.run_dir / "train.log"
     with (
-        open(job.run_dir / "train.log", "w") as log,
+        open(log_file, "w") as log,
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
     ):
-        metrics = train(cfg, job.run_dir)
+        try:
+            metrics = train(cfg, job.run_dir)
+        except Exception as error:
+            raise RuntimeError(f"{job.task}/{job.strategy} failed; see {log_file}") from error
     seconds = time.perf_counter() - began
-    checkpoint = torch.load(job.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = torch.load(job.run_dir / FINAL_CHECKPOINT, weights_only=True)
     return {
         "task": job.task,
         "strategy": job.strategy,
@@ -186,11 +200,16 @@ def settings_line(cfg: DictConfig) -> str:
     )
 
 
-def init_worker() -> None:
-    """One torch thread per worker, and no Lightning chatter on the console."""
-    torch.set_num_threads(1)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+def quiet_lightning() -> None:
+    """No Lightning info messages on the console (they would interleave between runs)."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def init_worker() -> None:
+    """A worker process: one torch thread (see the module docstring), no Lightning chatter."""
+    torch.set_num_threads(1)
+    quiet_lightning()
 
 
 def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
@@ -207,14 +226,20 @@ def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
             flush=True,
         )
 
-    if workers <= 1:
+    if workers == 1:
+        quiet_lightning()
         for job in jobs:
             report(run_job(job))
         return results
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
-        for future in [pool.submit(run_job, job) for job in jobs]:
-            report(future.result())
+        futures = [pool.submit(run_job, job) for job in jobs]
+        try:
+            for future in futures:
+                report(future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return results
 
 
@@ -222,31 +247,15 @@ def table_rows(task: str, results: list[dict]) -> list[dict]:
     """A†y, MC, EI, Sup rows of one task (A†y's metrics come from the EI run's test)."""
     by_strategy = {r["strategy"]: r for r in results if r["task"] == task}
     first = by_strategy.get("ei") or next(iter(by_strategy.values()))
-    rows = [
-        {
-            "task": task,
-            "method": ADAGGER_NAMES[task],
-            "test_psnr": first["metrics"]["test/psnr_adagger"],
-            "test_ssim": first["metrics"]["test/ssim_adagger"],
-            "train_time_s": 0.0,
-            "steps": 0,
-            "run_dir": "",
-        }
-    ]
+    metrics = first["metrics"]
+    rows = [dict(zip(FIELDS, (task, ADAGGER_NAMES[task], None, None, None, None, ""), strict=True))]
+    rows[0].update(test_psnr=metrics["test/psnr_adagger"], test_ssim=metrics["test/ssim_adagger"])
     for strategy in ("mc", "ei", "sup"):
         if strategy in by_strategy:
             result = by_strategy[strategy]
-            rows.append(
-                {
-                    "task": task,
-                    "method": LABELS[strategy],
-                    "test_psnr": result["metrics"]["test/psnr"],
-                    "test_ssim": result["metrics"]["test/ssim"],
-                    "train_time_s": result["seconds"],
-                    "steps": result["steps"],
-                    "run_dir": result["run_dir"],
-                }
-            )
+            values = (result["metrics"]["test/psnr"], result["metrics"]["test/ssim"])
+            values += (result["seconds"], result["steps"], result["run_dir"])
+            rows.append(dict(zip(FIELDS, (task, LABELS[strategy], *values), strict=True)))
     return rows
 
 
@@ -257,8 +266,9 @@ def markdown_table(rows: list[dict]) -> str:
         "|---|---|---|---|---|",
     ]
     for row in rows:
-        time_s = f"{row['train_time_s']:.0f}" if row["steps"] else "–"
-        steps = str(row["steps"]) if row["steps"] else "–"
+        trained = row["steps"] is not None
+        time_s = f"{row['train_time_s']:.0f}" if trained else "–"
+        steps = str(row["steps"]) if trained else "–"
         lines.append(
             f"| {row['method']} | {row['test_psnr']:.2f} | {row['test_ssim']:.3f} "
             f"| {time_s} | {steps} |"
@@ -307,7 +317,7 @@ def write_results(out: Path, tables: dict[str, list[dict]], report: str) -> None
 
 def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
     """One job per task and strategy, EI runs first (they take longest)."""
-    common = ["debug=fast", "trainer.check_val_every_n_epoch=1"] if args.fast else []
+    common = ["debug=fast"] if args.fast else []
     dataset = {"ct": ct_dataset_overrides() if "ct" in args.tasks else []}
     jobs = []
     for strategy in STRATEGIES:
@@ -318,42 +328,50 @@ def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
     return jobs
 
 
-def header(args: argparse.Namespace, out: Path) -> str:
+def header(argv: list[str], jobs: int, out: Path) -> str:
     """What ran where: command, date, machine, load."""
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    workers = f"{jobs} worker processes, 1 torch thread each" if jobs > 1 else "in-process"
     return "\n".join(
         [
             "# eilab demo",
             "",
-            f"- command: `python -m eilab.demo {' '.join(sys.argv[1:])}`".replace("  ", " "),
+            f"- command: `{' '.join(['python -m eilab.demo', *argv])}`",
             f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
             f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"load average at start {load}; {args.jobs} run(s) at a time, 1 torch thread each",
+            f"load average at start {load} (1, 5, 15 min); runs: {workers}",
             f"- torch {torch.__version__}, Python {platform.python_version()}",
             f"- runs: {out}",
         ]
     )
 
 
+def footer(start: float, jobs: int) -> str:
+    """Total wall time and load; what the time column means."""
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"train time: wall time of each run (data, fit, test), {jobs} run(s) at a time.\n"
+        f"Total wall time: {(time.time() - start) / 60:.1f} min "
+        f"(load average at the end {load})."
+    )
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Train every task's strategies, print and write the tables and figures; return the dir."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     start = time.time()
     out = new_output_dir(args.out)
     print(f"eilab demo: tasks {', '.join(args.tasks)}; writing to {out}")
-    intro = header(args, out)
-    jobs = build_jobs(args, out, start)
-    results = run_jobs(jobs, args.jobs)
-    sections, tables = [intro], {}
-    for task in args.tasks:
-        tables[task] = table_rows(task, results)
+    intro = header(argv, args.jobs, out)
+    results = run_jobs(build_jobs(args, out, start), args.jobs)
+    tables = {task: table_rows(task, results) for task in args.tasks}
+    sections = [intro]
+    for task, rows in tables.items():
         settings = next(r["settings"] for r in results if r["task"] == task)
-        sections.append(f"## {task}\n\n{settings}\n\n{markdown_table(tables[task])}")
+        sections.append(f"## {task}\n\n{settings}\n\n{markdown_table(rows)}")
         save_figure(task, results, out / f"{task}.png")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    minutes = (time.time() - start) / 60
-    sections.append(f"Total wall time: {minutes:.1f} min (load average at the end {load}).")
-    report = "\n\n".join(sections)
+    report = "\n\n".join([*sections, footer(start, args.jobs)])
     write_results(out, tables, report)
     print("\n" + report)
     return out
