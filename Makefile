@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install data test lint format bench demo clean
+.PHONY: help install data test lint format bench demo reproduce clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv with torch and eilab (idempotent)
 
@@ -42,6 +42,9 @@ bench: install ## Time eilab against scikit-image and deepinv (separate .bench-v
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
 	$(BIN)/python -m eilab.demo
+
+reproduce: install data ## Table 1 (five strategies, CT and inpainting) and Fig. 3 at CPU scale
+	$(BIN)/python -m eilab.reproduce --publish experiments/table1
 
 clean: ## Remove build caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -2,7 +2,7 @@
 
 import csv
 
-from eilab import demo
+from eilab import demo, runs
 
 METHODS = {"ct": ["A†y (FBP)", "MC", "EI", "Sup"], "inpainting": ["A†y", "MC", "EI", "Sup"]}
 
@@ -22,7 +22,7 @@ def test_fast_demo_writes_tables_csv_and_figures(tmp_path, capsys):
     for task in METHODS:
         for strategy in demo.STRATEGIES:
             run_dir = out / task / strategy
-            for name in ("metrics.json", ".hydra/config.yaml", "checkpoints/final.ckpt"):
+            for name in ("metrics.json", ".hydra/config.yaml", "checkpoints/last.ckpt"):
                 assert (run_dir / name).is_file(), run_dir / name
     assert "| method | test PSNR (dB) | test SSIM | train time (s) | steps |" in printed
     assert printed.count("| EI |") == 2
@@ -30,7 +30,7 @@ def test_fast_demo_writes_tables_csv_and_figures(tmp_path, capsys):
 
 
 def test_output_directories_are_never_reused(tmp_path):
-    first, second = demo.new_output_dir(tmp_path), demo.new_output_dir(tmp_path)
+    first, second = runs.new_output_dir(tmp_path), runs.new_output_dir(tmp_path)
     assert first != second
     assert first.is_dir() and second.is_dir()
 
@@ -39,6 +39,6 @@ def test_missing_head_ct_falls_back_to_ellipses(monkeypatch, capsys):
     def missing(path=None):
         raise FileNotFoundError("head CT file not found")
 
-    monkeypatch.setattr(demo, "find_head_ct", missing)
-    assert demo.ct_dataset_overrides() == ["dataset=ellipses"]
+    monkeypatch.setattr(runs, "find_head_ct", missing)
+    assert runs.ct_dataset_overrides() == ["dataset=ellipses"]
     assert "falls back to dataset=ellipses" in capsys.readouterr().out

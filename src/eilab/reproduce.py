@@ -1,0 +1,258 @@
+"""``python -m eilab.reproduce``: the paper's Table 1 and Figs. 3-6, at CPU scale.
+
+Trains all five strategies on both Table 1 tasks (``experiment=ct_table1_cpu``: the real
+head CT; ``experiment=inpainting_table1_cpu``: scikit-image photographs) and MC, EI and Sup
+on the Fig. 3 toy (``experiment=toy_fig3``), then writes under ``outputs/reproduce/<time>/``:
+
+- ``results.md``, ``results.csv``: test PSNR/SSIM beside the paper's Table 1, and the share
+  of the MC→Sup gap that EI closes (paper: 82.8 % CT, 93.4 % inpainting);
+- ``curves.png``: validation PSNR versus epoch for every strategy (the paper's Fig. 5);
+- ``ct.png``, ``inpainting.png``: three test images reconstructed by each method (Figs. 4, 6);
+- ``toy.png``: test signals, A†y, MC, EI and Sup (Fig. 3).
+
+    python -m eilab.reproduce                                # about 40 min on 2 CPU cores
+    python -m eilab.reproduce --publish experiments/table1   # then copy the results there
+    python -m eilab.reproduce --fast                         # seconds (debug=fast), for tests
+
+Runs go to worker processes with one torch thread each (``--jobs``; see ``eilab.runs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eilab.figures import save_reconstruction_grid
+from eilab.runs import (
+    LABELS,
+    Job,
+    ct_dataset_overrides,
+    markdown_table,
+    new_output_dir,
+    provenance,
+    run_jobs,
+    table_rows,
+    wall_time_line,
+    write_csv,
+)
+
+TASKS = {"ct": "ct_table1_cpu", "inpainting": "inpainting_table1_cpu", "toy": "toy_fig3"}
+#: Longest runs first, so the last runs to finish are short ones.
+STRATEGIES = {
+    "ct": ("ei_adv", "ei_sup", "ei", "mc", "sup"),
+    "inpainting": ("ei_adv", "ei_sup", "ei", "mc", "sup"),
+    "toy": ("ei", "mc", "sup"),
+}
+ADAGGER_NAMES = {"ct": "A†y (FBP)", "inpainting": "A†y", "toy": "A†y"}
+#: The paper's discriminator has 4.7 M parameters; at CPU scale it matches the small U-Net.
+SMALL_DISCRIMINATOR = "strategy.discriminator.widths=[32,64,128]"
+#: Test images per task in the reconstruction figures.
+SAMPLES = {"ct": 3, "inpainting": 3, "toy": 4}
+#: Table 1 of the paper (PSNR, dB; CT100 and Urban100 test sets).
+PAPER_TABLE1 = {
+    "ct": dict(adagger=30.24, mc=31.01, ei=36.94, ei_adv=36.96, sup=38.17, ei_sup=38.79),
+    "inpainting": dict(adagger=5.84, mc=5.84, ei=25.14, ei_adv=23.26, sup=26.51, ei_sup=26.75),
+}
+FIELDS = (
+    "task",
+    "method",
+    "test_psnr",
+    "test_ssim",
+    "paper_psnr",
+    "train_time_s",
+    "steps",
+    "run_dir",
+)
+COLUMNS = {
+    "method": ("method", "s"),
+    "test_psnr": ("test PSNR (dB)", ".2f"),
+    "test_ssim": ("test SSIM", ".3f"),
+    "paper_psnr": ("paper (dB)", ".2f"),
+    "train_time_s": ("train time (s)", ".0f"),
+    "steps": ("steps", "d"),
+}
+#: Files copied by ``--publish`` (all small).
+PUBLISHED = ("results.md", "results.csv", "curves.png", "ct.png", "inpainting.png", "toy.png")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options; extra arguments are Hydra overrides applied to every run."""
+    parser = argparse.ArgumentParser(
+        prog="python -m eilab.reproduce", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    parser.add_argument("--fast", action="store_true", help="tiny runs (debug=fast), for tests")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, each in a process with one torch thread; 1: in-process",
+    )
+    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce"), help="output root")
+    parser.add_argument(
+        "--publish", type=Path, help="also copy the tables and figures into this directory"
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
+
+
+def fast_overrides(task: str) -> list[str]:
+    """debug=fast, keeping the toy's U-Net at one scale (its signals are 1 pixel high)."""
+    return ["debug=fast", "model.widths=[8]"] if task == "toy" else ["debug=fast"]
+
+
+def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
+    """Every task's strategies, longest first (EI_adv of both tasks, then EI_sup, ...)."""
+    dataset = {"ct": ct_dataset_overrides()}
+    jobs = []
+    for rank in range(max(len(order) for order in STRATEGIES.values())):
+        for task, order in STRATEGIES.items():
+            if rank >= len(order):
+                continue
+            strategy = order[rank]
+            overrides = [f"experiment={TASKS[task]}", f"strategy={strategy}"]
+            overrides += [SMALL_DISCRIMINATOR] if strategy == "ei_adv" else []
+            overrides += dataset.get(task, []) + (fast_overrides(task) if args.fast else [])
+            overrides += args.overrides
+            run_dir = out / task / strategy
+            jobs.append(Job(task, strategy, tuple(overrides), run_dir, start, SAMPLES[task]))
+    return jobs
+
+
+def gap_closed(rows: list[dict]) -> float | None:
+    """Share of the MC→Sup PSNR gap that EI closes, in %: 100·(EI − MC) / (Sup − MC)."""
+    psnr = {row["strategy"]: row["test_psnr"] for row in rows}
+    if not {"mc", "ei", "sup"} <= psnr.keys():
+        return None
+    return 100.0 * (psnr["ei"] - psnr["mc"]) / (psnr["sup"] - psnr["mc"])
+
+
+def with_paper_numbers(task: str, rows: list[dict]) -> list[dict]:
+    """The rows with the paper's PSNR for the same method (None for the toy)."""
+    paper = PAPER_TABLE1.get(task, {})
+    return [{**row, "paper_psnr": paper.get(row["strategy"])} for row in rows]
+
+
+def task_section(task: str, rows: list[dict], settings: str) -> str:
+    """One task's markdown: settings, the table, and the gap EI closes here and in the paper."""
+    lines = [f"## {task}", "", settings, "", markdown_table(rows, COLUMNS)]
+    closed = gap_closed(rows)
+    if closed is not None:
+        paper_table = PAPER_TABLE1.get(task, {})
+        paper = gap_closed([{"strategy": s, "test_psnr": v} for s, v in paper_table.items()])
+        versus = f" (paper: {paper:.1f} %)" if paper is not None else ""
+        lines += ["", f"EI closes {closed:.1f} % of the MC→Sup gap{versus}."]
+    return "\n".join(lines)
+
+
+def validation_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, validation PSNR) from a run's CSV log; epochs count from 1."""
+    path = run_dir / "logs" / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training log at {path} (the reproduce runs log to CSV)")
+    epochs, values = [], []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val/psnr"):
+                epochs.append(int(row["epoch"]) + 1)
+                values.append(float(row["val/psnr"]))
+    return np.array(epochs), np.array(values)
+
+
+def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
+    """Validation PSNR versus epoch per strategy, one panel per task, A†y dashed (Fig. 5)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.0 * len(tables), 3.8), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(tables)))
+    for axis, (task, rows) in zip(axes, tables.items(), strict=True):
+        for row in rows:
+            if row["strategy"] == "adagger":
+                axis.axhline(row["test_psnr"], color="grey", linestyle="--", label=row["method"])
+                continue
+            epochs, values = validation_curve(Path(row["run_dir"]))
+            axis.plot(epochs, values, marker=".", label=row["method"])
+        axis.set(title=task, xlabel="epoch", ylabel="validation PSNR (dB)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.savefig(path, dpi=120)
+
+
+def save_grids(tables: dict[str, list[dict]], results: list[dict], out: Path) -> None:
+    """Reconstruction grids of the image tasks (Figs. 4 and 6)."""
+    for task in tables:
+        samples = {r["strategy"]: r["sample"] for r in results if r["task"] == task}
+        first = next(iter(samples.values()))
+        methods = {ADAGGER_NAMES[task]: first["x_dagger"]}
+        methods.update({LABELS[s]: samples[s]["x_hat"] for s in LABELS if s in samples})
+        save_reconstruction_grid(first["x"], methods, out / f"{task}.png")
+
+
+def save_toy_figure(results: list[dict], path: Path) -> None:
+    """Fig. 3: test signals with A†y (the observed samples), MC, EI and Sup overlaid."""
+    from matplotlib.figure import Figure
+
+    samples = {r["strategy"]: r["sample"] for r in results if r["task"] == "toy"}
+    first = next(iter(samples.values()))
+    truth = first["x"][:, 0, 0]
+    figure = Figure(figsize=(3.2 * len(truth), 3.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(truth)))
+    for index, axis in enumerate(axes):
+        axis.plot(truth[index], color="black", linewidth=2.5, label="ground truth")
+        axis.plot(first["x_dagger"][index, 0, 0], "o", color="grey", label="A†y")
+        for strategy in ("mc", "ei", "sup"):
+            if strategy in samples:
+                axis.plot(samples[strategy]["x_hat"][index, 0, 0], label=LABELS[strategy])
+        axis.set(xlabel="sample", title=f"test signal {index + 1}")
+    axes[0].legend(fontsize=8)
+    figure.savefig(path, dpi=120)
+
+
+def publish(out: Path, target: Path) -> None:
+    """Copy the small result files into ``target`` (e.g. experiments/table1)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED:
+        shutil.copy2(out / name, target / name)
+    print(f"copied {', '.join(PUBLISHED)} to {target}")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Train every task's strategies, write the tables and figures; return the output dir."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    start = time.time()
+    out = new_output_dir(args.out)
+    print(f"eilab reproduce: writing to {out}")
+    command = " ".join(["python -m eilab.reproduce", *argv])
+    sections = [provenance("eilab: Table 1 at CPU scale", command, args.jobs, out)]
+    results = run_jobs(build_jobs(args, out, start), args.jobs)
+    tables = {}
+    for task in TASKS:
+        rows = with_paper_numbers(task, table_rows(task, results, ADAGGER_NAMES[task]))
+        settings = next(r["settings"] for r in results if r["task"] == task)
+        sections.append(task_section(task, rows, settings))
+        tables[task] = rows
+    sections.append(wall_time_line(start, args.jobs))
+    write_csv(out / "results.csv", [row for rows in tables.values() for row in rows], FIELDS)
+    report = "\n\n".join(sections)
+    (out / "results.md").write_text(report + "\n")
+    save_curves(tables, out / "curves.png")
+    save_grids({task: tables[task] for task in ("ct", "inpainting")}, results, out)
+    save_toy_figure(results, out / "toy.png")
+    print("\n" + report)
+    if args.publish:
+        publish(out, args.publish)
+    return out
+
+
+if __name__ == "__main__":
+    main()

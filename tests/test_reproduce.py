@@ -1,0 +1,44 @@
+"""`python -m eilab.reproduce` in its shrunk mode (--fast), and its gap-closure arithmetic."""
+
+import csv
+
+import pytest
+
+from eilab import reproduce
+
+
+def test_gap_closure_of_the_paper_table_matches_the_paper_text():
+    for task, expected in (("ct", 82.8), ("inpainting", 93.4)):
+        rows = [{"strategy": s, "test_psnr": v} for s, v in reproduce.PAPER_TABLE1[task].items()]
+        assert reproduce.gap_closed(rows) == pytest.approx(expected, abs=0.05)
+
+
+def test_gap_closure_needs_mc_ei_and_sup():
+    assert reproduce.gap_closed([{"strategy": "ei", "test_psnr": 30.0}]) is None
+
+
+def test_fast_reproduce_writes_tables_figures_and_publishes(tmp_path, capsys):
+    published = tmp_path / "table1"
+    out = reproduce.main(
+        ["--fast", "--jobs", "1", "--out", str(tmp_path / "runs"), "--publish", str(published)]
+    )
+    for name in reproduce.PUBLISHED:
+        assert (out / name).stat().st_size > 0, name
+        assert (published / name).read_bytes() == (out / name).read_bytes(), name
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    methods = {task: [r["method"] for r in rows if r["task"] == task] for task in reproduce.TASKS}
+    assert methods["ct"] == ["A†y (FBP)", "MC", "EI", "EI_adv", "Sup", "EI_sup"]
+    assert methods["inpainting"] == ["A†y", "MC", "EI", "EI_adv", "Sup", "EI_sup"]
+    assert methods["toy"] == ["A†y", "MC", "EI", "Sup"]
+    paper = {r["method"]: r["paper_psnr"] for r in rows if r["task"] == "ct"}
+    assert float(paper["EI"]) == 36.94 and paper["A†y (FBP)"] == "30.24"
+    report = (out / "results.md").read_text()
+    assert report.count("of the MC→Sup gap") == 3
+    assert "(paper: 82.8 %)" in report and "(paper: 93.4 %)" in report
+    assert "Total wall time" in capsys.readouterr().out
+
+
+def test_missing_training_log_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"metrics\.csv"):
+        reproduce.validation_curve(tmp_path)
