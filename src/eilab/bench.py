@@ -1,6 +1,7 @@
 """Time eilab's CT operator and training step beside their peers: ``python -m eilab.bench``.
 
-Two suites (``--suite ops|train|all``), on ``--device cpu`` (default) or ``--device cuda``.
+Three suites (``--suite ops|train|scaling|all``), on ``--device cpu`` (default) or
+``--device cuda``.
 
 ``ops`` — for each case (image size N, number of views, batch size), the median wall time of one
 call, in milliseconds, of:
@@ -33,6 +34,14 @@ alpha = 100, ``n_trans`` = 5 rotations, Adam lr 5e-4), for MC, EI and Sup, with 
 deepinv's FBP uses its autograd adjoint, which it caches for one batch size; an EI step calls
 FBP at batch B and B*n_trans, so it rebuilds that adjoint twice per step. That is deepinv's
 default behaviour and is part of what is timed.
+
+``scaling`` — the median wall time of one ``A`` then one ``A_adjoint`` call (as in ``ops``) of
+eilab ``CT`` and deepinv ``Tomography`` versus image size (``--scaling-sizes`` at 50 views) and
+versus number of views (``--scaling-views`` at 128x128), at batch ``--scaling-batch``, and the
+one-off time to build eilab's ``CT`` (its sparse system matrices, on the CPU) and move it to the
+device. scikit-image has no adjoint and is left out. A case that fails (out of memory) is a
+"failed (reason)" cell. Besides its tables it writes a log-log plot (``--plot``, by default
+``<out stem>_scaling.png`` beside ``--out``).
 
 ``--channels-last``, ``--bf16 [step|network]`` (bfloat16 autocast over the whole forward + loss,
 as Lightning's ``bf16-mixed``, or around the U-Net only) and ``--compile`` (``torch.compile`` of
@@ -828,6 +837,187 @@ def train_report(
     )
 
 
+# --------------------------------------------------------------------------- scaling suite
+
+
+SCALING_LIBS = ("eilab", "deepinv")
+Cell = float | str  # a measurement, or "missing (reason)" / "failed (error)"
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """The scaling sweeps: ``sizes`` at ``fixed_views`` views, ``views`` at ``fixed_size``."""
+
+    sizes: tuple[int, ...] = (64, 128, 256, 512)
+    views: tuple[int, ...] = (25, 50, 90, 180, 360)
+    batch: int = 8
+    fixed_size: int = 128
+    fixed_views: int = 50
+
+    def size_cases(self) -> list[Case]:
+        """The image-size sweep."""
+        return [Case(size, self.fixed_views, self.batch) for size in self.sizes]
+
+    def view_cases(self) -> list[Case]:
+        """The number-of-views sweep."""
+        return [Case(self.fixed_size, views, self.batch) for views in self.views]
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    """One geometry's forward+adjoint ms per library and eilab's build time (s)."""
+
+    ms: dict[str, Cell]
+    build_s: Cell
+
+
+def drop_operators() -> None:
+    """Forget the cached operators: frees their memory, and the next build starts afresh."""
+    for cached in (_eilab_ct_cpu, eilab_ct, deepinv_tomography):
+        cached.cache_clear()
+
+
+def attempt(fn: Callable[[], Cell]) -> Cell:
+    """``fn()``, or 'failed (error)' when it raises (out of memory, an unsupported kernel)."""
+    try:
+        return fn()
+    except Exception as err:  # one cell's failure is recorded, and the sweep goes on
+        return f"failed ({type(err).__name__}: {_reason(err)})"
+
+
+def eilab_build_s(case: Case, device: torch.device) -> float:
+    """Seconds to build eilab's CT (its sparse system matrices, on the CPU) onto ``device``."""
+    drop_operators()
+    synchronize(device)
+    start = time.perf_counter()
+    eilab_ct(case.size, case.views, str(device))
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def forward_adjoint_ms(
+    name: str, case: Case, x: torch.Tensor, warmup: int, repeats: int, device: torch.device
+) -> Cell:
+    """Median ms of one ``A`` then one ``A_adjoint`` call of a library, or why it is missing."""
+    lib = BUILDERS[name](case, x)
+    if lib.missing is not None:
+        return f"missing ({lib.missing})"
+    forward, adjoint = lib.ops["forward"], lib.ops["adjoint"]
+    return median_ms(lambda: (forward(), adjoint()), warmup, repeats, device)
+
+
+def time_scaling_case(case: Case, warmup: int, repeats: int, device: torch.device) -> ScalingResult:
+    """Build eilab's CT (timed once), then time forward+adjoint of each library, then free."""
+    print(f"[bench] scaling N={case.size} views={case.views}", file=sys.stderr)
+    free_memory(device)
+    build_s = attempt(functools.partial(eilab_build_s, case, device))
+    x = phantom_batch(case.size, case.batch, device)
+    ms = {
+        name: attempt(functools.partial(forward_adjoint_ms, name, case, x, warmup, repeats, device))
+        for name in SCALING_LIBS
+    }
+    del x
+    drop_operators()
+    free_memory(device)
+    return ScalingResult(ms, build_s)
+
+
+def _cell(value: Cell) -> str:
+    """A measurement to two decimals, or the reason there is none."""
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def _ratio(peer: Cell, eilab: Cell) -> str:
+    """Peer / eilab as '2.35x'; '-' when either is not a measurement."""
+    if isinstance(peer, str) or isinstance(eilab, str) or not eilab:
+        return "-"
+    return f"{peer / eilab:.2f}x"
+
+
+def scaling_table(label: str, keys: Sequence[int], results: Sequence[ScalingResult]) -> list[str]:
+    """Markdown table: one row per size (or view count), ms, ratio and eilab build time."""
+    lines = [
+        f"| {label} | eilab ms | deepinv ms | deepinv / eilab | eilab build s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for key, result in zip(keys, results, strict=True):
+        eilab, deepinv = result.ms["eilab"], result.ms["deepinv"]
+        cells = [str(key), _cell(eilab), _cell(deepinv), _ratio(deepinv, eilab)]
+        lines.append("| " + " | ".join([*cells, _cell(result.build_s)]) + " |")
+    return lines
+
+
+def scaling_plot(
+    path: Path,
+    cfg: ScalingConfig,
+    by_size: Sequence[ScalingResult],
+    by_views: Sequence[ScalingResult],
+    device: torch.device,
+) -> None:
+    """Two log-log panels, forward+adjoint ms vs image size and vs views, a line per library."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    panels = (
+        (cfg.sizes, by_size, f"image size N ({cfg.fixed_views} views)"),
+        (cfg.views, by_views, f"number of views ({cfg.fixed_size}x{cfg.fixed_size})"),
+    )
+    for ax, (keys, results, xlabel) in zip(fig.subplots(1, 2), panels, strict=True):
+        for name in SCALING_LIBS:
+            points = [(k, r.ms[name]) for k, r in zip(keys, results, strict=True)]
+            points = [(k, ms) for k, ms in points if not isinstance(ms, str)]
+            if points:
+                ax.plot(*zip(*points, strict=True), "o-", label=name)
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="A + A_adjoint, median ms")
+        ax.set_xticks(keys, [str(k) for k in keys])
+        ax.set_xticks([], minor=True)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"CT forward + adjoint, batch {cfg.batch}, {device.type.upper()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def scaling_report(
+    cfg: ScalingConfig, warmup: int, repeats: int, device: torch.device, plot: Path
+) -> str:
+    """Run the scaling sweeps, write their plot to ``plot``, return their markdown section."""
+    cases = dict.fromkeys([*cfg.size_cases(), *cfg.view_cases()])
+    results = {case: time_scaling_case(case, warmup, repeats, device) for case in cases}
+    by_size = [results[case] for case in cfg.size_cases()]
+    by_views = [results[case] for case in cfg.view_cases()]
+    scaling_plot(plot, cfg, by_size, by_views, device)
+    return "\n".join(
+        [
+            f"## CT operator scaling ({device.type.upper()}, float32, median ms of A then "
+            f"A_adjoint, batch {cfg.batch})",
+            "",
+            f"- {warmup} warm-up + {repeats} timed calls per cell; one call = one forward A(x) "
+            "(no_grad) then one adjoint A_adjoint(y); ratio = deepinv ms / eilab ms (>1: eilab "
+            "faster); scikit-image has no adjoint and is not in this suite",
+            "- eilab build s = one-off wall time of CT(N, views) (precomputes its sparse system "
+            "matrices, on the CPU) and its copy to the device; not part of the ms",
+            f"- plot: {plot}",
+            "",
+            f"### vs image size ({cfg.fixed_views} views, batch {cfg.batch})",
+            "",
+            *scaling_table("N", cfg.sizes, by_size),
+            "",
+            f"### vs number of views ({cfg.fixed_size}x{cfg.fixed_size}, batch {cfg.batch})",
+            "",
+            *scaling_table("views", cfg.views, by_views),
+            "",
+        ]
+    )
+
+
+def default_plot(out: Path | None, device: torch.device) -> Path:
+    """The scaling plot's path: ``<out stem>_scaling.png`` beside ``--out``, else the bench dir."""
+    if out is not None:
+        return out.with_name(f"{out.stem}_scaling.png")
+    return Path("experiments/bench") / f"scaling_{device.type}.png"
+
+
 # --------------------------------------------------------------------------- machine, CLI
 
 
@@ -906,8 +1096,10 @@ def report(
     train: TrainConfig | None = None,
     strategies: Sequence[str] = STRATEGIES,
     variant: Variant = BASELINE,
+    scaling: ScalingConfig | None = None,
+    plot: Path | None = None,
 ) -> str:
-    """Run the chosen suite(s) and return the markdown report."""
+    """Run the chosen suite(s) and return the markdown report (and the scaling plot)."""
     device = device or torch.device("cpu")
     sections = ["# eilab benchmark", "", *machine_lines(device), ""]
     if suite in ("ops", "all"):
@@ -915,6 +1107,16 @@ def report(
     if suite in ("train", "all"):
         sections.append(
             train_report(train or TrainConfig(), strategies, variant, warmup, repeats, device)
+        )
+    if suite in ("scaling", "all"):
+        sections.append(
+            scaling_report(
+                scaling or ScalingConfig(),
+                warmup,
+                repeats,
+                device,
+                plot or default_plot(None, device),
+            )
         )
     sections.append(f"- process max RSS (getrusage) at the end: {max_rss_mib()}")
     return "\n".join(sections) + "\n"
@@ -925,7 +1127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m eilab.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--suite", choices=("ops", "train", "all"), default="ops")
+    parser.add_argument("--suite", choices=("ops", "train", "scaling", "all"), default="ops")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ops = parser.add_argument_group("ops suite")
     ops.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sizes N")
@@ -952,6 +1154,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "Lightning's bf16-mixed; the default of a bare --bf16) or around the U-Net only",
     )
     train.add_argument("--compile", action="store_true", help="eilab rows: torch.compile U-Net")
+    scaling = parser.add_argument_group("scaling suite (forward + adjoint vs size and views)")
+    scaling.add_argument(
+        "--scaling-sizes", type=int, nargs="+", default=[64, 128, 256, 512], help="at 50 views"
+    )
+    scaling.add_argument(
+        "--scaling-views", type=int, nargs="+", default=[25, 50, 90, 180, 360], help="at 128x128"
+    )
+    scaling.add_argument("--scaling-batch", type=int, default=8, help="batch size")
+    scaling.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="scaling plot PNG (default: <out stem>_scaling.png beside --out, else "
+        "experiments/bench/scaling_<device>.png)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per cell")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per cell")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -980,8 +1197,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         norm=args.norm,
     )
     variant = Variant(args.channels_last, args.bf16, args.compile)
+    scaling = ScalingConfig(
+        tuple(args.scaling_sizes), tuple(args.scaling_views), args.scaling_batch
+    )
     text = report(
-        cases, args.warmup, args.repeats, device, args.suite, train, args.strategies, variant
+        cases,
+        args.warmup,
+        args.repeats,
+        device,
+        args.suite,
+        train,
+        args.strategies,
+        variant,
+        scaling,
+        args.plot or default_plot(args.out, device),
     )
     print(text)
     if args.out is not None:
