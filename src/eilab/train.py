@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
     check_group_helps(cfg)
     physics = instantiate(cfg.physics)
     network = instantiate(cfg.model)
+    if cfg.channels_last:
+        network = network.to(memory_format=torch.channels_last)
     module = instantiate(cfg.strategy, physics=physics, network=network)
     datamodule = MeasurementDataModule(
         instantiate(cfg.dataset),

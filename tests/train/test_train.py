@@ -31,6 +31,21 @@ def test_debug_fast_runs_each_strategy_end_to_end(strategy, tmp_path):
     assert strategy in run_dir.name
 
 
+def test_channels_last_bf16_mixed_cpu_run_trains_and_keeps_the_physics_in_float32(tmp_path):
+    done = eilab_train(
+        "debug=fast", "channels_last=true", "trainer.precision=bf16-mixed", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (tmp_path / "outputs" / "train").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert all(torch.isfinite(torch.tensor(value)) for value in metrics.values())
+    adagger_fp32 = eilab_train("debug=fast", cwd=tmp_path / "outputs")
+    assert adagger_fp32.returncode == 0, adagger_fp32.stderr[-2000:]
+    (fp32_dir,) = (tmp_path / "outputs" / "outputs" / "train").iterdir()
+    fp32 = json.loads((fp32_dir / "metrics.json").read_text())
+    assert metrics["test/psnr_adagger"] == pytest.approx(fp32["test/psnr_adagger"], abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
