@@ -41,4 +41,4 @@ def test_fast_reproduce_writes_tables_figures_and_publishes(tmp_path, capsys):
 
 def test_missing_training_log_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"metrics\.csv"):
-        reproduce.validation_curve(tmp_path)
+        reproduce.validation_log(tmp_path)

@@ -154,18 +154,18 @@ def task_section(task: str, rows: list[dict], settings: str) -> str:
     return "\n".join(lines)
 
 
-def validation_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(epochs, validation PSNR) from a run's CSV log; epochs count from 1."""
+def validation_log(run_dir: Path) -> dict[str, np.ndarray]:
+    """Epochs (from 1), validation PSNR of f(y) and of A†y, from a run's CSV log."""
     path = run_dir / "logs" / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no training log at {path} (the reproduce runs log to CSV)")
-    epochs, values = [], []
     with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("val/psnr"):
-                epochs.append(int(row["epoch"]) + 1)
-                values.append(float(row["val/psnr"]))
-    return np.array(epochs), np.array(values)
+        rows = [row for row in csv.DictReader(handle) if row.get("val/psnr")]
+    return {
+        "epoch": np.array([int(row["epoch"]) + 1 for row in rows]),
+        "psnr": np.array([float(row["val/psnr"]) for row in rows]),
+        "psnr_adagger": np.array([float(row["val/psnr_adagger"]) for row in rows]),
+    }
 
 
 def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
@@ -175,12 +175,13 @@ def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
     figure = Figure(figsize=(5.0 * len(tables), 3.8), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(tables)))
     for axis, (task, rows) in zip(axes, tables.items(), strict=True):
-        for row in rows:
-            if row["strategy"] == "adagger":
-                axis.axhline(row["test_psnr"], color="grey", linestyle="--", label=row["method"])
-                continue
-            epochs, values = validation_curve(Path(row["run_dir"]))
-            axis.plot(epochs, values, marker=".", label=row["method"])
+        trained = [row for row in rows if row["strategy"] != "adagger"]
+        for row in trained:
+            log = validation_log(Path(row["run_dir"]))
+            axis.plot(log["epoch"], log["psnr"], marker=".", label=row["method"])
+        if len(log["epoch"]):
+            adagger = log["psnr_adagger"][0]
+            axis.axhline(adagger, color="grey", linestyle="--", label=ADAGGER_NAMES[task])
         axis.set(title=task, xlabel="epoch", ylabel="validation PSNR (dB)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -208,7 +209,7 @@ def save_toy_figure(results: list[dict], path: Path) -> None:
     axes = np.atleast_1d(figure.subplots(1, len(truth)))
     for index, axis in enumerate(axes):
         axis.plot(truth[index], color="black", linewidth=2.5, label="ground truth")
-        axis.plot(first["x_dagger"][index, 0, 0], "o", color="grey", label="A†y")
+        axis.plot(first["x_dagger"][index, 0, 0], "o", color="grey", label="A†y (dropped: 0)")
         for strategy in ("mc", "ei", "sup"):
             if strategy in samples:
                 axis.plot(samples[strategy]["x_hat"][index, 0, 0], label=LABELS[strategy])
