@@ -22,7 +22,6 @@ Runs go to worker processes with one torch thread each (``--jobs``; see ``eilab.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from eilab.runs import (
     new_output_dir,
     provenance,
     run_jobs,
+    run_parser,
     table_rows,
     wall_time_line,
     write_csv,
@@ -59,25 +59,11 @@ COLUMNS = {
 }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options; extra arguments are Hydra overrides applied to every run."""
-    parser = argparse.ArgumentParser(
-        prog="python -m eilab.demo", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
-    parser.add_argument("--fast", action="store_true", help="tiny runs (debug=fast), for tests")
+    parser = run_parser("python -m eilab.demo", __doc__.split("\n")[0], Path("outputs/demo"))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="runs trained at once, each in a process with one torch thread; 1: in-process",
-    )
-    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output root")
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def save_figure(task: str, results: list[dict], path: Path) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
 import sys
 import time
@@ -38,6 +37,7 @@ from eilab.runs import (
     new_output_dir,
     provenance,
     run_jobs,
+    run_parser,
     table_rows,
     wall_time_line,
     write_csv,
@@ -84,25 +84,13 @@ PUBLISHED = ("results.md", "results.csv", "curves.png", "ct.png", "inpainting.pn
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options; extra arguments are Hydra overrides applied to every run."""
-    parser = argparse.ArgumentParser(
-        prog="python -m eilab.reproduce", description=__doc__.split("\n")[0]
+    parser = run_parser(
+        "python -m eilab.reproduce", __doc__.split("\n")[0], Path("outputs/reproduce")
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
-    parser.add_argument("--fast", action="store_true", help="tiny runs (debug=fast), for tests")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="runs trained at once, each in a process with one torch thread; 1: in-process",
-    )
-    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce"), help="output root")
     parser.add_argument(
         "--publish", type=Path, help="also copy the tables and figures into this directory"
     )
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def fast_overrides(task: str) -> list[str]:

@@ -12,6 +12,7 @@ cores without that. Results are deterministic (seeded, one thread).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import datetime
@@ -50,6 +51,29 @@ class Job:
     run_dir: Path
     start: float  # time.time() when the command started, for progress messages
     samples: int = 1  # test images whose reconstructions come back with the result
+
+
+def run_parser(prog: str, description: str, default_out: Path) -> argparse.ArgumentParser:
+    """The options of every many-runs command: Hydra overrides, --fast, --jobs, --out."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
+    parser.add_argument("--fast", action="store_true", help="tiny runs (debug=fast), for tests")
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, each in a process with one torch thread; 1: in-process",
+    )
+    parser.add_argument("--out", type=Path, default=default_out, help="output root")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def elapsed(start: float) -> str:
