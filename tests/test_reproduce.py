@@ -31,6 +31,8 @@ def test_fast_reproduce_writes_tables_figures_and_publishes(tmp_path, capsys):
     assert methods["ct"] == ["A†y (FBP)", "MC", "EI", "EI_adv", "Sup", "EI_sup"]
     assert methods["inpainting"] == ["A†y", "MC", "EI", "EI_adv", "Sup", "EI_sup"]
     assert methods["toy"] == ["A†y", "MC", "EI", "Sup"]
+    steps = {r["method"]: r["steps"] for r in rows if r["task"] == "ct"}
+    assert steps["EI_adv"] == steps["EI"] != ""  # batches, not both optimisers' updates
     paper = {r["method"]: r["paper_psnr"] for r in rows if r["task"] == "ct"}
     assert float(paper["EI"]) == 36.94 and paper["A†y (FBP)"] == "30.24"
     report = (out / "results.md").read_text()

@@ -179,12 +179,18 @@ def run_job(job: Job) -> dict:
         "strategy": job.strategy,
         "metrics": metrics,
         "seconds": seconds,
-        "steps": checkpoint["global_step"],
+        "steps": training_steps(checkpoint),
         "epochs": checkpoint["epoch"] + 1,
         "run_dir": str(job.run_dir),
         "settings": settings_line(cfg),
         "sample": sample_reconstructions(job.run_dir, job.samples),
     }
+
+
+def training_steps(checkpoint: dict) -> int:
+    """Batches trained on: Lightning's global_step counts every optimiser's updates (EI_adv
+    steps its generator and its discriminator once per batch)."""
+    return checkpoint["global_step"] // max(1, len(checkpoint["optimizer_states"]))
 
 
 def quiet_lightning() -> None:
