@@ -1,6 +1,12 @@
 """`python -m eilab.demo` in its shrunk mode (--fast) writes its tables, CSV and figures."""
 
 import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from eilab import demo, runs
 
@@ -42,3 +48,34 @@ def test_missing_head_ct_falls_back_to_ellipses(monkeypatch, capsys):
     monkeypatch.setattr(runs, "find_head_ct", missing)
     assert runs.ct_dataset_overrides() == ["dataset=ellipses"]
     assert "falls back to dataset=ellipses" in capsys.readouterr().out
+
+
+ORPHAN_CHECK = """
+import multiprocessing, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from eilab.runs import init_worker
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker) as pool:
+        print(pool.submit(__import__("os").getpid).result(), flush=True)
+        time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
+def test_workers_die_when_the_command_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(ORPHAN_CHECK)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while Path(f"/proc/{worker}").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists() or "Z" in zombie_state(worker)
+
+
+def zombie_state(pid: int) -> str:
+    """The state letter in /proc/<pid>/stat ("Z": a zombie, already dead)."""
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]

@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import ctypes
+import ctypes.util
 import datetime
 import logging
 import multiprocessing
 import os
 import platform
+import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -199,8 +203,21 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+#: prctl(2) option: the signal a process gets when the thread that started it exits.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies, so a killed demo leaves no workers."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def init_worker() -> None:
-    """A worker process: one torch thread (see the module docstring), no Lightning chatter."""
+    """A worker process: one torch thread (see the module docstring), no Lightning chatter,
+    and it ends with its parent."""
+    die_with_parent()
     torch.set_num_threads(1)
     quiet_lightning()
 
