@@ -12,7 +12,7 @@ its own directory under ``outputs/demo/<timestamp>/<task>/<strategy>``. Then it 
 markdown table per task and writes ``results.csv``, ``results.md``, ``ct.png`` and
 ``inpainting.png`` (one test image: ground truth | A†y | MC | EI | Sup) beside them.
 
-    python -m eilab.demo                       # the full demo: about 8 min on 2 CPU cores
+    python -m eilab.demo                       # the full demo: 7 min on 2 CPU cores
     python -m eilab.demo --fast                # seconds: debug=fast (tiny images and networks)
     python -m eilab.demo trainer.max_epochs=10 --tasks ct   # Hydra overrides for every run
 
