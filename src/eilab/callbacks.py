@@ -30,11 +30,22 @@ class StopOnNonFiniteLoss(L.Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None or bool(torch.isfinite(value)):
             return
-        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
         raise NonFiniteLossError(
             f"{self.monitor} is {float(value)} in epoch {trainer.current_epoch}: training stopped. "
-            f"Last good checkpoint: {checkpoint}. Try a lower optim.lr or equivariance.alpha."
+            f"Last good checkpoint: {latest_checkpoint(trainer)}. "
+            "Try a lower optim.lr or equivariance.alpha."
         )
+
+
+def latest_checkpoint(trainer: L.Trainer) -> str:
+    """The checkpoint to resume from: an unmonitored ModelCheckpoint's (it saves every epoch)
+    before a monitored one's, or "none yet"."""
+    callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is not None)
+    for callback in callbacks:
+        for path in (callback.last_model_path, callback.best_model_path):
+            if path and Path(path).is_file():
+                return path
+    return "none yet"
 
 
 class EpochTimer(L.Callback):

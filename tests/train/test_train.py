@@ -114,6 +114,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     )
     assert done.returncode != 0
     assert "train/loss is nan in epoch 1" in done.stderr
+    assert "Last good checkpoint: " + str(tmp_path / "run" / "checkpoints" / "last.ckpt") in (
+        done.stderr
+    )
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0
     assert all(
