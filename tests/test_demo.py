@@ -25,12 +25,13 @@ def test_fast_demo_writes_tables_csv_and_figures(tmp_path, capsys):
         (task, method) for task, methods in METHODS.items() for method in methods
     ]
     assert all(float(r["test_psnr"]) > 0 for r in rows)
+    assert {r["epochs"] for r in rows if r["epochs"]} == {"2"}  # debug=fast for every run
     for task in METHODS:
         for strategy in demo.STRATEGIES:
             run_dir = out / task / strategy
             for name in ("metrics.json", ".hydra/config.yaml", "checkpoints/last.ckpt"):
                 assert (run_dir / name).is_file(), run_dir / name
-    assert "| method | test PSNR (dB) | test SSIM | train time (s) | steps |" in printed
+    assert "| method | test PSNR (dB) | test SSIM | train time (s) | epochs | steps |" in printed
     assert printed.count("| EI |") == 2
     assert "Total wall time" in (out / "results.md").read_text()
 

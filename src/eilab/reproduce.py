@@ -67,6 +67,7 @@ FIELDS = (
     "test_ssim",
     "paper_psnr",
     "train_time_s",
+    "epochs",
     "steps",
     "run_dir",
 )
@@ -76,6 +77,7 @@ COLUMNS = {
     "test_ssim": ("test SSIM", ".3f"),
     "paper_psnr": ("paper (dB)", ".2f"),
     "train_time_s": ("train time (s)", ".0f"),
+    "epochs": ("epochs", "d"),
     "steps": ("steps", "d"),
 }
 #: Files copied by ``--publish`` (all small).

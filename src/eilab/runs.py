@@ -154,7 +154,7 @@ def settings_line(cfg: DictConfig) -> str:
         f"group {cfg.group._target_.rsplit('.', 1)[-1]}, U-Net widths {list(cfg.model.widths)} "
         f"norm {cfg.model.norm}, batch {cfg.batch_size}, lr {cfg.optim.lr}, "
         f"milestones {list(cfg.optim.milestones)}, α {cfg.equivariance.alpha}, "
-        f"n_trans {cfg.equivariance.n_trans}, {cfg.trainer.max_epochs} epochs, seed {cfg.seed}"
+        f"n_trans {cfg.equivariance.n_trans}, seed {cfg.seed} (epochs per run in the table)"
     )
 
 
@@ -300,6 +300,7 @@ def table_rows(task: str, results: list[dict], adagger_name: str) -> list[dict]:
             "test_psnr": any_run["test/psnr_adagger"],
             "test_ssim": any_run.get("test/ssim_adagger"),
             "train_time_s": None,
+            "epochs": None,
             "steps": None,
             "run_dir": "",
         }
@@ -315,6 +316,7 @@ def table_rows(task: str, results: list[dict], adagger_name: str) -> list[dict]:
                     "test_psnr": result["metrics"]["test/psnr"],
                     "test_ssim": result["metrics"].get("test/ssim"),
                     "train_time_s": result["seconds"],
+                    "epochs": result["epochs"],
                     "steps": result["steps"],
                     "run_dir": result["run_dir"],
                 }
