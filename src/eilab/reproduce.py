@@ -165,12 +165,15 @@ def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
     figure = Figure(figsize=(5.0 * len(tables), 3.8), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(tables)))
     for axis, (task, rows) in zip(axes, tables.items(), strict=True):
-        trained = [row for row in rows if row["strategy"] != "adagger"]
-        for row in trained:
-            log = validation_log(Path(row["run_dir"]))
-            axis.plot(log["epoch"], log["psnr"], marker=".", label=row["method"])
-        if len(log["epoch"]):
-            adagger = log["psnr_adagger"][0]
+        logs = {
+            row["method"]: validation_log(Path(row["run_dir"]))
+            for row in rows
+            if row["strategy"] != "adagger"
+        }
+        for method, log in logs.items():
+            axis.plot(log["epoch"], log["psnr"], marker=".", label=method)
+        adagger = next((log["psnr_adagger"][0] for log in logs.values() if len(log["epoch"])), None)
+        if adagger is not None:  # A†y does not train: one value, the same in every run's log
             axis.axhline(adagger, color="grey", linestyle="--", label=ADAGGER_NAMES[task])
         axis.set(title=task, xlabel="epoch", ylabel="validation PSNR (dB)")
         axis.grid(alpha=0.3)
