@@ -10,7 +10,7 @@ on the Fig. 3 toy (``experiment=toy_fig3``), then writes under ``outputs/reprodu
 - ``ct.png``, ``inpainting.png``: three test images reconstructed by each method (Figs. 4, 6);
 - ``toy.png``: test signals, A†y, MC, EI and Sup (Fig. 3).
 
-    python -m eilab.reproduce                                # about 40 min on 2 CPU cores
+    python -m eilab.reproduce                                # about 46 min on 2 CPU cores
     python -m eilab.reproduce --publish experiments/table1   # then copy the results there
     python -m eilab.reproduce --fast                         # seconds (debug=fast), for tests
 
