@@ -29,6 +29,8 @@ from pathlib import Path
 from eilab.figures import save_reconstruction_grid
 from eilab.runs import (
     LABELS,
+    RUN_COLUMNS,
+    RUN_FIELDS,
     Job,
     ct_dataset_overrides,
     markdown_table,
@@ -50,15 +52,6 @@ STRATEGIES = ("ei", "mc", "sup")
 SHORTER_RUNS = {("ct", "sup"): ["trainer.max_epochs=50"]}
 #: What A†y is called in each task's table and figure.
 ADAGGER_NAMES = {"ct": "A†y (FBP)", "inpainting": "A†y"}
-FIELDS = ("task", "method", "test_psnr", "test_ssim", "train_time_s", "epochs", "steps", "run_dir")
-COLUMNS = {
-    "method": ("method", "s"),
-    "test_psnr": ("test PSNR (dB)", ".2f"),
-    "test_ssim": ("test SSIM", ".3f"),
-    "train_time_s": ("train time (s)", ".0f"),
-    "epochs": ("epochs", "d"),
-    "steps": ("steps", "d"),
-}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -79,7 +72,7 @@ def save_figure(task: str, results: list[dict], path: Path) -> None:
 
 def write_results(out: Path, tables: dict[str, list[dict]], report: str) -> None:
     """results.csv (one row per task and method) and results.md (the printed report)."""
-    write_csv(out / "results.csv", [row for rows in tables.values() for row in rows], FIELDS)
+    write_csv(out / "results.csv", [row for rows in tables.values() for row in rows], RUN_FIELDS)
     (out / "results.md").write_text(report + "\n")
 
 
@@ -111,7 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
     sections = [intro]
     for task, rows in tables.items():
         settings = next(r["settings"] for r in results if r["task"] == task)
-        sections.append(f"## {task}\n\n{settings}\n\n{markdown_table(rows, COLUMNS)}")
+        sections.append(f"## {task}\n\n{settings}\n\n{markdown_table(rows, RUN_COLUMNS)}")
         save_figure(task, results, out / f"{task}.png")
     report = "\n\n".join([*sections, wall_time_line(start, args.jobs)])
     write_results(out, tables, report)

@@ -41,6 +41,16 @@ from eilab.train import train
 
 #: How each strategy is named in tables and figures.
 LABELS = {"mc": "MC", "ei": "EI", "ei_adv": "EI_adv", "sup": "Sup", "ei_sup": "EI_sup"}
+#: The columns of a run table (row key -> header, format) and of its CSV.
+RUN_COLUMNS = {
+    "method": ("method", "s"),
+    "test_psnr": ("test PSNR (dB)", ".2f"),
+    "test_ssim": ("test SSIM", ".3f"),
+    "train_time_s": ("train time (s)", ".0f"),
+    "epochs": ("epochs", "d"),
+    "steps": ("steps", "d"),
+}
+RUN_FIELDS = ("task", *RUN_COLUMNS, "run_dir")
 #: Written by ``callbacks.last`` at the end of every training epoch: the final weights.
 LAST_CHECKPOINT = Path("checkpoints/last.ckpt")
 
