@@ -25,7 +25,7 @@ import platform
 import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from eilab.data.head_ct import find_head_ct
 from eilab.eval import load_run
+from eilab.progress import progress_text, read_progress
 from eilab.train import train
 
 #: How each strategy is named in tables and figures.
@@ -53,6 +54,8 @@ RUN_COLUMNS = {
 RUN_FIELDS = ("task", *RUN_COLUMNS, "run_dir")
 #: Written by ``callbacks.last`` at the end of every training epoch: the final weights.
 LAST_CHECKPOINT = Path("checkpoints/last.ckpt")
+#: Seconds between two lines of progress of the runs in flight.
+PROGRESS_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ def compose_run(overrides: tuple[str, ...], run_dir: Path) -> DictConfig:
         cfg.hydra.runtime.output_dir = str(run_dir)
         HydraConfig.instance().set_config(cfg)
         del cfg["hydra"]
+        progress = {"_target_": "eilab.progress.ProgressFile", "dirpath": str(run_dir)}
+        cfg.callbacks = {**(cfg.callbacks or {}), "progress": progress}
     return cfg
 
 
@@ -245,25 +250,40 @@ def report_done(result: dict, start: float) -> None:
 
 
 def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
-    """Run the jobs, ``workers`` at a time in spawned processes (in-process when 1)."""
-    results = []
+    """Run the jobs, ``workers`` at a time in spawned processes (in-process when 1).
+
+    Each run's result line is printed as soon as it finishes, and every PROGRESS_EVERY_S a
+    line gives the epoch and ETA of the runs in flight. Results come back in ``jobs`` order.
+    """
     if workers == 1:
         quiet_lightning()
+        results = []
         for job in jobs:
             results.append(run_job(job))
             report_done(results[-1], job.start)
         return results
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
-        futures = [pool.submit(run_job, job) for job in jobs]
+        futures = {pool.submit(run_job, job): job for job in jobs}
         try:
-            for job, future in zip(jobs, futures, strict=True):
-                results.append(future.result())
-                report_done(results[-1], job.start)
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    report_done(future.result(), futures[future].start)
+                if pending and not done:
+                    report_in_flight([futures[f] for f in pending if f.running()])
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    return results
+    return [future.result() for future in futures]
+
+
+def report_in_flight(jobs: list[Job]) -> None:
+    """One line: each running job's epoch k/N and ETA."""
+    if jobs:
+        states = [f"{j.task}/{j.strategy} {progress_text(read_progress(j.run_dir))}" for j in jobs]
+        print(f"{elapsed(jobs[0].start)} running: {'; '.join(states)}", flush=True)
 
 
 def provenance(title: str, command: str, workers: int, out: Path) -> str:

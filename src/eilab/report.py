@@ -1,0 +1,315 @@
+"""eilab-report: turn any set of eilab-train run directories into tables, curves and sweep plots.
+
+    eilab-report outputs/multirun/<sweep>                      # every run found below it
+    eilab-report RUN_DIR [RUN_DIR ...] --out report --sweep equivariance.alpha
+
+A run directory is one ``eilab-train`` wrote (``.hydra/config.yaml``, ``metrics.json``,
+``logs/metrics.csv``); directories holding many runs (a Hydra multirun, a demo) are searched.
+It writes ``runs.md`` / ``runs.csv`` (one row per run: test PSNR/SSIM, the A†y baseline, the
+ground-truth-free validation criterion, wall time, epochs, steps) and ``curves.png``
+(validation PSNR per epoch). With ``--sweep KEY`` it also writes ``sweep.png`` and a section
+saying how the ground-truth-free criterion ranks the swept values against test PSNR
+(Spearman's ρ; a user without ground truth can only select by the criterion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from scipy.stats import spearmanr
+
+#: Ground-truth-free validation criteria, preferred in this order when not named (lower is
+#: better): the SURE estimate of the measurement error, then measurement consistency.
+CRITERIA = ("val/sure", "val/loss_mc")
+
+
+@dataclass
+class Run:
+    """What one finished run left on disk."""
+
+    run_dir: Path
+    config: DictConfig
+    choices: dict[str, str]
+    test: dict[str, float]
+    log: list[dict[str, float]] = field(default_factory=list)
+    epochs: int | None = None
+    steps: int | None = None
+    wall_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        """strategy/physics/group, plus the experiment when there is one."""
+        parts = [self.choices.get(k, "?") for k in ("strategy", "physics", "group")]
+        experiment = self.choices.get("experiment", "None")
+        return "/".join(parts) + (f" ({experiment})" if experiment != "None" else "")
+
+    def value(self, key: str):
+        """A config value by dotted key (``equivariance.alpha``), or None."""
+        return OmegaConf.select(self.config, key, default=None)
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Epochs (from 1) and values of a logged metric, in logging order."""
+        rows = [row for row in self.log if not math.isnan(row.get(key, math.nan))]
+        return (
+            np.array([int(row["epoch"]) + 1 for row in rows]),
+            np.array([row[key] for row in rows]),
+        )
+
+    def last(self, key: str) -> float | None:
+        """The last logged value of a metric (the final weights' validation), or None."""
+        _, values = self.series(key)
+        return float(values[-1]) if len(values) else None
+
+
+def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
+    """Run directories at or below ``paths`` (those holding ``.hydra/config.yaml``), sorted."""
+    found = set()
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"no such run directory: {path}")
+        found.update(config.parent.parent for config in path.glob("**/.hydra/config.yaml"))
+    return sorted(found)
+
+
+def read_log(path: Path) -> list[dict[str, float]]:
+    """The rows of a Lightning CSV log, every cell a float (NaN where empty)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [
+            {key: float(value) if value else math.nan for key, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def read_run(run_dir: Path) -> Run | None:
+    """One run's config, test metrics, log and checkpoint counters; None if it never finished."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.is_file():
+        return None
+    config_file = run_dir / ".hydra" / "config.yaml"
+    try:
+        test = json.loads(metrics_file.read_text())
+        config = OmegaConf.load(config_file)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"cannot read run {run_dir}: {error}") from error
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    choices = {}
+    if hydra_file.is_file():
+        runtime = OmegaConf.load(hydra_file).hydra.runtime
+        choices = {key: str(value) for key, value in runtime.choices.items()}
+    run = Run(run_dir, config, choices, test, read_log(run_dir / "logs" / "metrics.csv"))
+    # runs record their wall time; older ones are timed from the config file to metrics.json
+    started = config_file.stat().st_mtime
+    run.wall_s = test.pop("time/wall_s", metrics_file.stat().st_mtime - started)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        run.epochs = checkpoint["epoch"] + 1
+        # global_step counts every optimiser's updates (EI_adv steps two per batch)
+        run.steps = checkpoint["global_step"] // max(1, len(checkpoint["optimizer_states"]))
+    return run
+
+
+def criterion_of(run: Run, name: str | None) -> str | None:
+    """The named criterion, or the first of CRITERIA that the run logged."""
+    if name is not None:
+        return name
+    return next((key for key in CRITERIA if run.last(key) is not None), None)
+
+
+def summary_row(run: Run, criterion: str | None, keys: Iterable[str]) -> dict:
+    """One table row: who the run is, its test metrics and its ground-truth-free criterion."""
+    chosen = criterion_of(run, criterion)
+    row = {
+        "run": run.label,
+        **{key: run.value(key) for key in keys},
+        "test_psnr": run.test.get("test/psnr"),
+        "test_ssim": run.test.get("test/ssim"),
+        "adagger_psnr": run.test.get("test/psnr_adagger"),
+        "val_psnr": run.last("val/psnr"),
+        "criterion": chosen,
+        "criterion_value": run.last(chosen) if chosen else None,
+        "wall_s": run.wall_s,
+        "epochs": run.epochs,
+        "steps": run.steps,
+        "run_dir": str(run.run_dir),
+    }
+    return row
+
+
+#: Table columns: row key -> (header, format).
+COLUMNS = {
+    "test_psnr": ("test PSNR (dB)", ".2f"),
+    "test_ssim": ("test SSIM", ".3f"),
+    "adagger_psnr": ("A†y PSNR (dB)", ".2f"),
+    "val_psnr": ("val PSNR (dB)", ".2f"),
+    "criterion": ("GT-free criterion", "s"),
+    "criterion_value": ("its value (val)", ".4g"),
+    "wall_s": ("wall (s)", ".0f"),
+    "epochs": ("epochs", "d"),
+    "steps": ("steps", "d"),
+}
+
+
+def markdown_table(rows: list[dict], columns: dict[str, tuple[str, str]]) -> str:
+    """A markdown table: ``columns`` maps a row key to (header, format spec); None -> "–"."""
+    lines = ["| " + " | ".join(header for header, _ in columns.values()) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        cells = [
+            "–" if row.get(key) is None else format(row[key], spec)
+            for key, (_, spec) in columns.items()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """The rows as a CSV file with a header line (the first row's keys)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def rank_agreement(rows: list[dict]) -> dict | None:
+    """How the criterion (lower is better) ranks runs against test PSNR (higher is better).
+
+    Returns Spearman's ρ between −criterion and PSNR (1: same ranking), the run the criterion
+    selects and the best run by PSNR; None with fewer than 3 runs that logged the criterion.
+    """
+    scored = [r for r in rows if r["criterion_value"] is not None and r["test_psnr"] is not None]
+    if len(scored) < 3:
+        return None
+    criterion = np.array([r["criterion_value"] for r in scored])
+    psnr = np.array([r["test_psnr"] for r in scored])
+    rho = spearmanr(-criterion, psnr).statistic
+    return {
+        "rho": float(rho),
+        "n": len(scored),
+        "selected": scored[int(np.argmin(criterion))],
+        "best": scored[int(np.argmax(psnr))],
+    }
+
+
+def sweep_section(rows: list[dict], key: str) -> str:
+    """Per group of runs that differ only in ``key``: the criterion's ranking against PSNR."""
+    lines = [f"## Sweep over {key}", ""]
+    for label in dict.fromkeys(row["run"] for row in rows):
+        group = sorted((r for r in rows if r["run"] == label), key=lambda r: r[key])
+        agreement = rank_agreement(group)
+        if agreement is None:
+            lines.append(f"- {label}: fewer than 3 runs with a ground-truth-free criterion")
+            continue
+        selected, best = agreement["selected"], agreement["best"]
+        lines.append(
+            f"- {label}: Spearman ρ(−{selected['criterion']}, test PSNR) = "
+            f"{agreement['rho']:.2f} over {agreement['n']} values; the criterion selects "
+            f"{key} = {selected[key]:g} ({selected['test_psnr']:.2f} dB), the best by test PSNR "
+            f"is {key} = {best[key]:g} ({best['test_psnr']:.2f} dB): "
+            f"{best['test_psnr'] - selected['test_psnr']:.2f} dB lost by selecting without "
+            "ground truth."
+        )
+    return "\n".join(lines)
+
+
+def save_sweep_plot(rows: list[dict], key: str, path: Path) -> None:
+    """Test PSNR (left) and the ground-truth-free criterion (right) against the swept value."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9.0, 3.6), layout="constrained")
+    psnr_axis, criterion_axis = figure.subplots(1, 2)
+    for label in dict.fromkeys(row["run"] for row in rows):
+        group = sorted((r for r in rows if r["run"] == label), key=lambda r: r[key])
+        values = [r[key] for r in group]
+        psnr_axis.plot(values, [r["test_psnr"] for r in group], "o-", label=label)
+        scored = [r for r in group if r["criterion_value"] is not None]
+        if scored:
+            criterion_axis.plot(
+                [r[key] for r in scored], [r["criterion_value"] for r in scored], "o-", label=label
+            )
+            criterion_axis.set_ylabel(f"{scored[0]['criterion']} (validation, lower is better)")
+    adagger = rows[0]["adagger_psnr"]
+    if adagger is not None:
+        psnr_axis.axhline(adagger, color="grey", linestyle="--", label="A†y")
+    psnr_axis.set(xlabel=key, ylabel="test PSNR (dB)")
+    criterion_axis.set(xlabel=key)
+    if all(r[key] > 0 for r in rows):
+        psnr_axis.set_xscale("log")
+        criterion_axis.set_xscale("log")
+    psnr_axis.legend(fontsize=7)
+    figure.savefig(path, dpi=120)
+
+
+def save_curves(runs: list[Run], path: Path) -> None:
+    """Validation PSNR against epoch for every run (the paper's Fig. 5)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    axis = figure.subplots()
+    for run in runs:
+        epochs, psnr = run.series("val/psnr")
+        if len(epochs):
+            axis.plot(epochs, psnr, marker=".", label=str(run.run_dir.name))
+    axis.set(xlabel="epoch", ylabel="validation PSNR (dB)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.savefig(path, dpi=120)
+
+
+def report(
+    paths: list[Path], out: Path, sweep: str | None = None, criterion: str | None = None
+) -> str:
+    """Read every finished run under ``paths``, write the report files into ``out``."""
+    run_dirs = find_run_dirs(paths)
+    runs = [run for run in map(read_run, run_dirs) if run is not None]
+    if not runs:
+        raise SystemExit(f"no finished runs (metrics.json) under {[str(p) for p in paths]}")
+    keys = [sweep] if sweep else []
+    rows = [summary_row(run, criterion, keys) for run in runs]
+    if sweep:
+        missing = [row["run_dir"] for row in rows if row[sweep] is None]
+        if missing:
+            raise SystemExit(f"--sweep {sweep}: no such config value in {missing[0]}")
+        rows.sort(key=lambda r: (r["run"], r[sweep]))
+    columns = {"run": ("run", "s"), **{k: (k, "g") for k in keys}, **COLUMNS}
+    sections = [f"# eilab report: {len(runs)} finished runs", markdown_table(rows, columns)]
+    unfinished = len(run_dirs) - len(runs)
+    if unfinished:
+        sections.append(f"{unfinished} run(s) without metrics.json (unfinished) left out.")
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "runs.csv", rows)
+    save_curves(runs, out / "curves.png")
+    if sweep:
+        sections.append(sweep_section(rows, sweep))
+        save_sweep_plot(rows, sweep, out / "sweep.png")
+    text = "\n\n".join(sections) + "\n"
+    (out / "runs.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="eilab-report", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run directories or their parents")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"))
+    parser.add_argument("--sweep", help="config key that was swept, e.g. equivariance.alpha")
+    parser.add_argument(
+        "--criterion", help=f"logged ground-truth-free metric (default: first of {CRITERIA})"
+    )
+    args = parser.parse_args(argv)
+    print(report(args.paths, args.out, args.sweep, args.criterion))
+    print(f"wrote runs.md, runs.csv, curves.png{', sweep.png' if args.sweep else ''} to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
