@@ -7,7 +7,7 @@ import torch
 from skimage import color, data
 from skimage.transform import rescale
 
-from eilab.data.splits import ImageSplits
+from eilab.data.splits import ImageSplits, check_disjoint
 
 # Photographs of scikit-image's data module (all ship in its wheel, none is downloaded).
 SKIMAGE_PHOTOS = (
@@ -49,7 +49,10 @@ def load_photo(name: str, channels: int) -> np.ndarray:
 def photo_crops(
     names: list[str], img_size: int, crops_per_photo: int, scale: float, channels: int, seed: int
 ) -> torch.Tensor:
-    """Seeded random img_size² crops of each photograph, after rescaling it by ``scale``."""
+    """Seeded random img_size² crops of each photograph, after rescaling it by ``scale``.
+
+    Crops of one photograph may overlap each other; they always go to the same split.
+    """
     rng = np.random.default_rng(seed)
     crops = []
     for name in names:
@@ -66,23 +69,30 @@ def photo_crops(
 def photo_splits(
     img_size: int,
     train: list[str],
+    val: list[str],
     test: list[str],
     crops_per_photo: int = 4,
     scale: float = 0.5,
     channels: int = 3,
-    n_val: int = 4,
     seed: int = 0,
 ) -> ImageSplits:
-    """Train crops and test crops come from different photographs, so no test pixel is seen.
+    """Train, validation and test crops come from three disjoint sets of photographs.
 
-    Validation crops are drawn from the test photographs with another seed, so validation
-    never leaks into the test set beyond sharing photographs with it.
+    Every photograph gives ``crops_per_photo`` crops to its own split only, so no validation or
+    test pixel is ever trained on, and choosing settings on validation never looks at a test
+    photograph. A photograph named in two lists raises SplitOverlapError.
     """
-    overlap = set(train) & set(test)
-    if overlap:
-        raise ValueError(f"photographs in both train and test: {sorted(overlap)}")
-    return ImageSplits(
-        train=photo_crops(list(train), img_size, crops_per_photo, scale, channels, seed),
-        val=photo_crops(list(test), img_size, crops_per_photo, scale, channels, seed + 1)[:n_val],
-        test=photo_crops(list(test), img_size, crops_per_photo, scale, channels, seed),
-    )
+    names = {"train": list(train), "val": list(val), "test": list(test)}
+    check_disjoint(names, "photographs")
+    empty = [split for split, photos in names.items() if not photos]
+    if empty:
+        raise ValueError(f"photo_splits: no photograph for {empty}")
+    crops = {
+        split: photo_crops(photos, img_size, crops_per_photo, scale, channels, seed)
+        for split, photos in names.items()
+    }
+    sources = {
+        split: tuple(name for name in photos for _ in range(crops_per_photo))
+        for split, photos in names.items()
+    }
+    return ImageSplits(**crops, sources=sources)
