@@ -7,8 +7,8 @@
 
 Slices are windowed to [0, 1] and resampled to img_size². Neighbouring slices 1.5 mm apart are
 nearly the same image, so the splits are contiguous slabs of slices with ``gap`` slices thrown
-away between any two of them: no validation or test slice lies within ``gap`` slices of a
-training slice (see :func:`slab_split`).
+away between any two of them: no slice of one split lies within ``gap`` slices of a slice of
+another (see :func:`slab_split`, which checks it).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import os
 import plistlib
 import tarfile
 import zlib
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import torch
 from skimage.transform import resize
 
-from eilab.data.splits import ImageSplits
+from eilab.data.splits import SPLITS, ImageSplits, SplitOverlapError
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,19 @@ def slab_split(
             f"{len(usable)} usable slices cannot hold {n_test} test and {n_val} validation "
             f"slices, gaps of {gap} slices, and at least one training slice"
         )
+    check_slab_gaps({"train": train, "val": val, "test": test}, gap)
     return train, val, test
+
+
+def check_slab_gaps(slabs: dict[str, np.ndarray], gap: int) -> None:
+    """Raise SplitOverlapError unless slices of different splits are more than ``gap`` apart."""
+    for (a, first), (b, second) in combinations(slabs.items(), 2):
+        if len(first) and len(second):
+            distance = int(np.abs(first[:, None] - second[None, :]).min())
+            if distance <= gap:
+                raise SplitOverlapError(
+                    f"slices of {a} and {b} are only {distance} apart, need more than gap={gap}"
+                )
 
 
 def tissue_fraction(hu_slices: np.ndarray) -> np.ndarray:
@@ -180,7 +193,11 @@ def slices_to_splits(
     window: tuple[float, float] | None,
     gap: int,
 ) -> ImageSplits:
-    """Window, resample and slab-split a stack (slices, H, W) into (N, 1, img_size, img_size)."""
+    """Window, resample and slab-split a stack (slices, H, W) into (N, 1, img_size, img_size).
+
+    Each image's source is its index in ``slices`` ("slice 42"), so ImageSplits checks that
+    no slice is in two splits.
+    """
     indices = slab_split(usable, n_val, n_test, gap)
     if window is None:  # one min/max for the whole stack, so slices keep relative intensities
         window = (float(slices.min()), float(slices.max()))
@@ -191,7 +208,11 @@ def slices_to_splits(
         return torch.from_numpy(out.astype(np.float32)).clamp(0, 1).unsqueeze(1)
 
     train, val, test = (images(i) for i in indices)
-    return ImageSplits(train=train, val=val, test=test)
+    sources = {
+        split: tuple(f"slice {i}" for i in index)
+        for split, index in zip(SPLITS, indices, strict=True)
+    }
+    return ImageSplits(train=train, val=val, test=test, sources=sources)
 
 
 def head_ct_splits(
