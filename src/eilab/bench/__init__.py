@@ -1,0 +1,35 @@
+"""Time eilab's CT operator and training step beside their peers: ``python -m eilab.bench``.
+
+Three suites (``--suite ops|train|scaling|all``), on ``--device cpu`` (default) or ``cuda``:
+
+- ``ops`` (:mod:`eilab.bench.ops`): one call of the CT forward ``A``, adjoint ``A_adjoint``,
+  FBP ``A_dagger`` and ``A`` then ``A_adjoint`` of eilab ``CT``, deepinv ``Tomography`` and
+  scikit-image ``radon``/``iradon``, plus a geometry check of each against scikit-image;
+- ``train`` (:mod:`eilab.bench.train_step`): one optimisation step of each strategy, built from
+  the Hydra configs eilab-train composes, beside deepinv's losses on the same network;
+- ``scaling`` (:mod:`eilab.bench.scaling`): ``A`` then ``A_adjoint`` versus image size and
+  number of views, with eilab's one-off build time, as tables and a log-log plot.
+
+Every cell is timed by ``torch.utils.benchmark`` (:mod:`eilab.bench.timing`) and reported as
+median (interquartile range) in milliseconds. eilab's operators and strategies come from the
+same configs as training (:func:`compose_train`): the train suite's defaults are
+``experiment=ct_table1``, the paper's CT settings. deepinv needs torchvision, which does not
+import beside the project's CPU torch: run this in the bench environment built by
+``tools/setup_bench_env.sh`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+#: The configuration every suite starts from: Table 1's CT (128², 50 views, paper U-Net).
+BASE_OVERRIDES = ("experiment=ct_table1",)
+
+
+def compose_train(overrides: Sequence[str]) -> DictConfig:
+    """The train config as ``eilab-train experiment=ct_table1 <overrides>`` composes it."""
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        return compose("train", overrides=[*BASE_OVERRIDES, *overrides])

@@ -1,0 +1,70 @@
+"""The train suite builds its steps from the train configs, and the timer reports real time."""
+
+import time
+
+import pytest
+import torch
+
+from eilab.bench import compose_train
+from eilab.bench.__main__ import main
+from eilab.bench.timing import Budget, attempt, measure, require
+from eilab.bench.train_step import BASELINE, eilab_step, rows, strategy_module
+from eilab.strategies import EI, MC, Sup
+
+TINY = ["img_size=16", "model.widths=[8,16]", "physics.n_views=4", "equivariance.n_trans=3"]
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_measure_reports_median_and_iqr_of_a_known_duration():
+    timing = measure(lambda: time.sleep(0.01), Budget(warmup=1, min_time=0.05, max_time=0.5))
+    assert 10 <= timing.median_ms < 100
+    assert 0 <= timing.iqr_ms < timing.median_ms
+    assert timing.first_ms >= 10
+
+
+def test_a_failing_cell_says_why_and_the_suite_goes_on():
+    assert attempt(lambda: 1 / 0) == "failed (ZeroDivisionError: division by zero)"
+    assert attempt(lambda: require("eilab_no_such_peer")).startswith("missing (No module named")
+
+
+def test_rows_follow_the_config_overrides():
+    """batch_size 2 and n_trans 3 from the overrides: the network runs at batch 2 and 6."""
+    plan = rows(["ei"], TINY, [BASELINE], torch.device("cpu"))
+    steps = [(row.step, row.pipeline) for row in plan]
+    assert steps[:2] == [
+        ("network fwd+bwd, batch 2", "eilab network (no physics)"),
+        ("network fwd+bwd, batch 6", "eilab network (no physics)"),
+    ]
+    assert ("ei", "eilab") in steps and ("ei", "deepinv") in steps
+
+
+@pytest.mark.parametrize("name, cls", [("mc", MC), ("ei", EI), ("sup", Sup)])
+def test_strategies_are_built_from_the_train_config(name, cls):
+    """The module is the configured strategy, with the overrides' values and its inputs."""
+    cfg = compose_train([*TINY, f"strategy={name}"])
+    module, inputs = strategy_module(cfg, BASELINE, torch.device("cpu"))
+    assert type(module) is cls
+    # y: batch 2, ceil(sqrt(2) 16) = 23 detectors, 4 views; x (Sup only): 16x16 images
+    shapes = [(2, 1, 23, 4), (2, 1, 16, 16)][: 2 if name == "sup" else 1]
+    assert [tuple(t.shape) for t in inputs] == shapes
+    if name == "ei":
+        assert module.alpha == 100 and module.ei_loss.n_trans == 3
+    assert torch.isfinite(eilab_step(cfg, BASELINE, torch.device("cpu"))())
+
+
+def test_train_suite_reports_the_configured_network(tmp_path, restore_threads):
+    out = tmp_path / "train.md"
+    args = ["--suite", "train", *TINY, "--strategies", "mc"]
+    args += ["--min-time", "0", "--max-time", "0.01", "--threads", "1", "--out", str(out)]
+    text = main(args)
+    assert out.read_text() == text
+    # the overrides reach the network: UNet(1, widths 8-16) has 7,209 parameters, the
+    # paper-size U-Net of experiment=ct_table1 8,562,881
+    assert "eilab.models.UNet (7,209 parameters)" in text
+    assert "| network fwd+bwd, batch 6 |" in text and "| mc | eilab | fp32, eager | " in text
