@@ -1,19 +1,39 @@
-"""Before training EI, check at a small proxy size that the group can help (Corollary 1)."""
+"""Before training EI, check at a small proxy size that the group can help (Corollary 1).
+
+The proxy analysis takes seconds to a minute, so its numbers are cached on disk
+(``$EILAB_CACHE`` or ``~/.cache/eilab``, under ``theory/``), keyed by the physics and group
+configs, the channels, the proxy size, eilab's version and a hash of the code the numbers
+come from (``eilab.physics``, ``eilab.groups``, ``eilab.theory``). An entry is used only if it
+holds exactly the expected fields with the expected types, its key is this check's key, its
+n, m and |G| match the operator and group built for this check, and its checksum matches its
+content; anything else (truncated, edited, written by other code) is a miss: recomputed and
+rewritten atomically. The checksum catches corruption and edits, not a forger who recomputes
+it: the cache is the user's own directory.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import math
 import os
+import tempfile
+import typing
+from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import eilab
 from eilab.theory import WEAK_CONDITIONING, Identifiability, analyse
 
 PROXY_SIZE = 12
+CODE_PACKAGES = ("physics", "groups", "theory.py")  # under src/eilab: what the numbers depend on
+FIELD_TYPES = typing.get_type_hints(Identifiability)
 log = logging.getLogger(__name__)
 
 
@@ -25,21 +45,104 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EILAB_CACHE", Path.home() / ".cache" / "eilab")) / "theory"
 
 
+@functools.cache
+def code_hash() -> str:
+    """sha256 of the source files of the operators, groups and the analysis."""
+    root = Path(eilab.__file__).parent
+    digest = hashlib.sha256()
+    for name in CODE_PACKAGES:
+        files = sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def checksum(key: dict, result: dict) -> str:
+    return hashlib.sha256(json.dumps([key, result], sort_keys=True).encode()).hexdigest()
+
+
+def entry_problem(entry: object, key: dict, expected: dict) -> str | None:
+    """Why a cache entry cannot be used, or None if it can."""
+    if not isinstance(entry, dict) or set(entry) != {"key", "result", "sha256"}:
+        return "not an eilab cache entry"
+    result = entry["result"]
+    if not isinstance(result, dict) or set(result) != set(FIELD_TYPES):
+        return f"fields are not {sorted(FIELD_TYPES)}"
+    for name, value in result.items():
+        number = (int,) if FIELD_TYPES[name] is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            return f"{name} is {value!r}, not of type {FIELD_TYPES[name].__name__}"
+    if entry["key"] != key:
+        return "written for another configuration or code version"
+    if any(result[name] != value for name, value in expected.items()):
+        return f"n, m or |G| differ from this operator's {expected}"
+    if entry["sha256"] != checksum(key, result):
+        return "checksum does not match its content"
+    return None
+
+
+def read_entry(path: Path, key: dict, expected: dict) -> Identifiability | None:
+    """The cached result at ``path`` if it is valid; None (a miss) otherwise."""
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"unreadable ({error})"
+    else:
+        problem = entry_problem(entry, key, expected)
+    if problem is None:
+        return Identifiability(**entry["result"])
+    log.warning("ignoring the cached identifiability check %s: %s; recomputing", path, problem)
+    return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it over: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def proxy_analysis(
     physics_cfg: DictConfig, group_cfg: DictConfig, channels: int
 ) -> Identifiability:
-    """Analyse the configured physics and group at PROXY_SIZE², cached on disk by config."""
+    """Analyse the configured physics and group at PROXY_SIZE², cached on disk (module doc)."""
     physics_dict = OmegaConf.to_container(physics_cfg, resolve=True)
     physics_dict["img_size"] = PROXY_SIZE
     group_dict = OmegaConf.to_container(group_cfg, resolve=True)
-    key = json.dumps([physics_dict, group_dict, channels, PROXY_SIZE], sort_keys=True)
-    cached = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if cached.exists():
-        return Identifiability(**json.loads(cached.read_text()))
+    key = {
+        "physics": physics_dict,
+        "group": group_dict,
+        "channels": channels,
+        "proxy_size": PROXY_SIZE,
+        "eilab": eilab.__version__,
+        "code": code_hash(),
+    }
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    cached = cache_dir() / f"{name}.json"
     physics, group = instantiate(physics_dict), instantiate(group_dict)
-    result = analyse(physics, group, (channels, PROXY_SIZE, PROXY_SIZE))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(result.__dict__))
+    shape = (channels, PROXY_SIZE, PROXY_SIZE)
+    expected = {
+        "n": math.prod(shape),
+        "m": physics.A(torch.zeros(1, *shape)).numel(),
+        "group_size": len(group.elements(shape[1:])),
+    }
+    result = read_entry(cached, key, expected)
+    if result is None:
+        result = analyse(physics, group, shape)
+        found = asdict(result)
+        write_atomic(
+            cached, json.dumps({"key": key, "result": found, "sha256": checksum(key, found)})
+        )
     return result
 
 
