@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import plistlib
 import tarfile
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 from skimage import io as skio
 
 import eilab
-from eilab.data import folders, head_ct
+from eilab.data import ellipse_splits, folders, head_ct
 from eilab.data.splits import ImageSplits
 
 CONF = Path(eilab.__file__).parent / "conf" / "dataset"
@@ -89,9 +90,9 @@ def write_pngs(folder: Path, count: int, shape: tuple[int, ...], seed: int = 0) 
 ALL_PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 
 
-def assert_disjoint(splits: ImageSplits, pairs=ALL_PAIRS) -> None:
-    """No image in two splits (val may be drawn from test by design: leave that pair out)."""
-    for a, b in pairs:
+def assert_disjoint(splits: ImageSplits) -> None:
+    """No image in two splits."""
+    for a, b in ALL_PAIRS:
         x, y = getattr(splits, a).flatten(1), getattr(splits, b).flatten(1)
         if len(x) and len(y):
             assert torch.cdist(x, y).min() > 0, f"{a} and {b} share an image"
@@ -208,10 +209,7 @@ def test_image_folder_one_folder_split_by_counts(tmp_path):
 def test_image_folder_train_test_layout_rgb(tmp_path):
     write_pngs(tmp_path / "train" / "class0", 6, (16, 16, 3), seed=1)
     write_pngs(tmp_path / "test", 4, (16, 16, 3), seed=2)
-    from_test = folders.image_folder_splits(str(tmp_path), 8, 3, n_val=2)
-    assert [len(s) for s in (from_test.train, from_test.val, from_test.test)] == [6, 2, 4]
-    assert torch.equal(from_test.val, from_test.test[:2])
-    from_train = folders.image_folder_splits(str(tmp_path), 8, 3, n_val=2, val_from="train")
+    from_train = folders.image_folder_splits(str(tmp_path), 8, 3, n_val=2)
     assert [len(s) for s in (from_train.train, from_train.val, from_train.test)] == [4, 2, 4]
     assert_disjoint(from_train)
     write_pngs(tmp_path / "val", 3, (16, 16, 3), seed=3)
@@ -239,15 +237,15 @@ def test_ct100_mat_first_train_last_test_and_minmax_scaling(tmp_path):
     data = np.random.default_rng(0).uniform(-1000, 1000, (12, 16, 16)).astype(np.float32)
     scipy.io.savemat(tmp_path / "ct.mat", {"DATA": data})
     splits = folders.ct100_mat_splits(str(tmp_path / "ct.mat"), 16, n_train=8, n_val=2, n_test=4)
-    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [8, 2, 4]
+    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [6, 2, 4]
     scaled = (data - data.min()) / (data.max() - data.min())
     assert torch.allclose(splits.train[0, 0], torch.from_numpy(scaled[0]), atol=1e-6)
+    assert torch.allclose(splits.val[-1, 0], torch.from_numpy(scaled[7]), atol=1e-6)
     assert torch.allclose(splits.test[-1, 0], torch.from_numpy(scaled[-1]), atol=1e-6)
-    assert torch.equal(splits.val, splits.test[:2])  # val_from="test"
     assert_unit(splits)
-    assert_disjoint(splits, ALL_PAIRS[:2])
+    assert_disjoint(splits)
     scipy.io.savemat(tmp_path / "ct4.mat", {"DATA": data[:, None] / 2000 + 0.5})
-    small = folders.ct100_mat_splits(str(tmp_path / "ct4.mat"), 8, 8, 1, 4, val_from="train")
+    small = folders.ct100_mat_splits(str(tmp_path / "ct4.mat"), 8, 8, 1, 4)
     assert small.train.shape == (7, 1, 8, 8) and small.test.shape == (4, 1, 8, 8)
 
 
@@ -271,7 +269,7 @@ def test_ct100_command_writes_a_mat_the_loader_reads(tmp_path):
     data = scipy.io.loadmat(tmp_path / "o.mat")["DATA"]
     assert data.shape == (6, 8, 8) and data.dtype == np.float32
     splits = folders.ct100_mat_splits(str(tmp_path / "o.mat"), 8, n_train=4, n_val=1, n_test=2)
-    assert torch.allclose(splits.train[:, 0], torch.from_numpy(data[:4]))
+    assert torch.allclose(torch.cat([splits.train, splits.val])[:, 0], torch.from_numpy(data[:4]))
 
 
 # --- Urban100 ------------------------------------------------------------------------------
@@ -282,7 +280,7 @@ def test_urban100_centre_crop_resize_and_protocol(tmp_path):
     splits = folders.urban100_splits(
         str(tmp_path / "urban"), 16, crop=32, n_train=9, n_val=2, n_test=3
     )
-    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [9, 2, 3]
+    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [7, 2, 3]
     assert splits.train.shape[1:] == (3, 16, 16)
     assert_unit(splits)
     eight_bit = splits.train * 255  # PIL works in 8 bits, as the original's torchvision did
@@ -362,10 +360,153 @@ def instantiate_dataset(name: str, **overrides) -> ImageSplits:
 def test_dataset_configs_instantiate(tmp_path):
     scipy.io.savemat(tmp_path / "ct.mat", {"DATA": np.random.default_rng(0).random((100, 8, 8))})
     splits = instantiate_dataset("ct100.yaml", path=str(tmp_path / "ct.mat"))
-    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [90, 5, 10]
+    assert [len(s) for s in (splits.train, splits.val, splits.test)] == [85, 5, 10]
     write_pngs(tmp_path / "imgs", 18, (16, 16))
     assert len(instantiate_dataset("images.yaml", root=str(tmp_path / "imgs")).train) == 3
     file = write_inv3(tmp_path / "tiny.inv3", synthetic_volume(60))
     assert len(instantiate_dataset("head_ct.yaml", path=str(file)).test) == 10
     with pytest.raises(Exception, match="root"):
         instantiate_dataset("urban100.yaml")
+
+
+# --- non-finite, empty and undecodable inputs ------------------------------------------------
+
+
+def write_float_tiffs(folder: Path, count: int, bad: float, index: int = 2) -> Path:
+    """Float32 TIFFs; image ``index`` has 3 pixels set to ``bad`` (NaN or inf)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        image = rng.random((40, 40)).astype(np.float32)
+        if k == index:
+            image[0, :3] = bad
+        skio.imsave(folder / f"t{k}.tif", image, check_contrast=False)
+    return folder / f"t{index}.tif"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_image_folder_refuses_non_finite_pixels_naming_file_and_count(tmp_path, bad):
+    culprit = write_float_tiffs(tmp_path / "imgs", 6, bad)
+    count = "3 NaN and 0 infinite" if np.isnan(bad) else "0 NaN and 3 infinite"
+    with pytest.raises(ValueError, match=rf"{culprit.name} holds {count} values"):
+        folders.image_folder_splits(str(tmp_path / "imgs"), 16, 1, n_val=1, n_test=1)
+
+
+def test_urban100_refuses_non_finite_pixels(tmp_path):
+    culprit = write_float_tiffs(tmp_path / "urban", 6, np.nan)
+    with pytest.raises(ValueError, match=rf"{culprit.name} holds 3 NaN"):
+        folders.urban100_splits(str(tmp_path / "urban"), 8, crop=32, n_train=4, n_test=1)
+
+
+@pytest.mark.parametrize(("bad", "count"), [(np.nan, "2 NaN and 0"), (-np.inf, "0 NaN and 2")])
+def test_ct100_refuses_non_finite_values_naming_file_and_count(tmp_path, bad, count):
+    data = np.random.default_rng(0).random((12, 8, 8))
+    data[3, 1, :2] = bad
+    scipy.io.savemat(tmp_path / "ct.mat", {"DATA": data})
+    with pytest.raises(ValueError, match=rf"ct\.mat: DATA holds {count} infinite values"):
+        folders.ct100_mat_splits(str(tmp_path / "ct.mat"), 8, n_train=8, n_val=1, n_test=2)
+
+
+def test_dicom_refuses_non_finite_values_naming_the_file(tmp_path):
+    pydicom = pytest.importorskip("pydicom", reason="DICOM tests need pydicom")
+    write_dicom_series(tmp_path / "series", 6)
+    culprit = sorted((tmp_path / "series").glob("*.dcm"))[3]
+    ds = pydicom.dcmread(culprit)
+    ds.RescaleIntercept = "1e400"  # reads back as inf
+    ds.save_as(culprit)
+    pixels = ds.Rows * ds.Columns
+    expected = rf"DICOM file .*{culprit.name} holds 0 NaN and {pixels} infinite"
+    with pytest.raises(ValueError, match=expected):
+        folders.dicom_folder_splits(str(tmp_path / "series"), 32, 1, 1, gap=1, min_tissue=0.0)
+
+
+@pytest.mark.parametrize("loader", ["images", "urban100"])
+def test_empty_or_undecodable_image_is_named_without_decoder_noise(tmp_path, loader):
+    paths = write_pngs(tmp_path / "imgs", 6, (40, 40, 3))
+    load = {
+        "images": lambda: folders.image_folder_splits(str(tmp_path / "imgs"), 8, 1, 1, 1, 1),
+        "urban100": lambda: folders.urban100_splits(str(tmp_path / "imgs"), 8, 3, 32, 4, 1, 1),
+    }[loader]
+    paths[1].write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"{paths[1].name}: the file is empty \(0 bytes\)") as err:
+        load()
+    paths[1].write_text("this is not a PNG")
+    with pytest.raises(ValueError, match=paths[1].name) as err:
+        load()
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # no chained decoder
+    assert "pip install" not in str(err.value) and "backend" not in str(err.value)
+
+
+def test_float_train_and_test_folders_share_one_intensity_scale(tmp_path):
+    for split, offset in (("train", 0.0), ("test", 100.0)):
+        (tmp_path / split).mkdir()
+        for k in range(3):
+            image = np.full((8, 8), offset + k, dtype=np.float32)
+            skio.imsave(tmp_path / split / f"{k}.tif", image, check_contrast=False)
+    splits = folders.image_folder_splits(str(tmp_path), 8, 1, n_val=1)
+    levels = [float(x.mean()) for x in (*splits.train, *splits.val, *splits.test)]
+    expected = [v / 102 for v in (0, 1, 2, 100, 101, 102)]
+    assert levels == pytest.approx(expected, abs=1e-6)
+
+
+# --- channels ------------------------------------------------------------------------------
+
+
+def test_channels_two_gives_a_zero_imaginary_channel(tmp_path):
+    ellipses = ellipse_splits(16, n_train=4, n_val=1, n_test=1, channels=2)
+    grey = ellipse_splits(16, n_train=4, n_val=1, n_test=1)
+    assert ellipses.train.shape == (4, 2, 16, 16)
+    assert torch.equal(ellipses.train[:, :1], grey.train) and not ellipses.train[:, 1].any()
+    write_pngs(tmp_path / "imgs", 4, (16, 16, 3))
+    images = folders.image_folder_splits(str(tmp_path / "imgs"), 8, 2, n_val=1, n_test=1)
+    greys = folders.image_folder_splits(str(tmp_path / "imgs"), 8, 1, n_val=1, n_test=1)
+    assert images.train.shape[1] == 2 and not images.train[:, 1].any()
+    assert torch.equal(images.train[:, :1], greys.train)
+
+
+# --- every split apart, for every dataset config here -----------------------------------------
+
+
+def image_hashes(images: torch.Tensor) -> set[str]:
+    return {hashlib.sha256(image.contiguous().numpy().tobytes()).hexdigest() for image in images}
+
+
+def folder_configs(tmp_path: Path) -> dict[str, dict]:
+    """Overrides that point each dataset config at small files written here."""
+    write_pngs(tmp_path / "one", 18, (16, 16))
+    write_pngs(tmp_path / "layout" / "train", 8, (40, 40, 3), seed=1)
+    write_pngs(tmp_path / "layout" / "test", 3, (40, 40, 3), seed=2)
+    data = np.random.default_rng(0).random((100, 8, 8))
+    scipy.io.savemat(tmp_path / "ct.mat", {"DATA": data})
+    return {
+        "images (one folder)": {"file": "images.yaml", "root": str(tmp_path / "one")},
+        "images (train/test)": {"file": "images.yaml", "root": str(tmp_path / "layout")},
+        "ct100": {"file": "ct100.yaml", "path": str(tmp_path / "ct.mat")},
+        "urban100": {"file": "urban100.yaml", "root": str(tmp_path / "layout"), "crop": 32},
+        "ellipses": {"file": "ellipses.yaml"},
+        "triangles": {"file": "triangles.yaml"},
+        "dicom": {"file": "dicom.yaml", "root": str(tmp_path / "series"), "min_tissue": 0.0},
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "images (one folder)",
+        "images (train/test)",
+        "ct100",
+        "urban100",
+        "ellipses",
+        "triangles",
+        "dicom",
+    ],
+)
+def test_no_image_is_shared_between_any_two_splits(tmp_path, name):
+    overrides = folder_configs(tmp_path)[name]
+    if name == "dicom":
+        write_dicom_series(tmp_path / "series", 40)
+    splits = instantiate_dataset(overrides.pop("file"), **overrides)
+    hashes = {split: image_hashes(getattr(splits, split)) for split in ("train", "val", "test")}
+    assert all(hashes.values()), {split: len(h) for split, h in hashes.items()}
+    for a, b in ALL_PAIRS:
+        assert not hashes[a] & hashes[b], f"{name}: {a} and {b} share an image"

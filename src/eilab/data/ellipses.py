@@ -35,9 +35,23 @@ def _ellipse(xx, yy, cx: float, cy: float, a: float, b: float, angle: float) -> 
     return ((u / a) ** 2 + (v / b) ** 2 <= 1).float()
 
 
+def with_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey (N, 1, H, W) images as 1 channel, 2 (real, zero imaginary: MRI) or 3 (RGB)."""
+    if channels == 2:
+        return torch.cat([images, torch.zeros_like(images)], dim=1)
+    if channels in (1, 3):
+        return images.expand(-1, channels, -1, -1).contiguous()
+    raise ValueError(f"ellipse phantoms come with 1, 2 (complex) or 3 channels, not {channels}")
+
+
 def ellipse_splits(
-    img_size: int, n_train: int = 90, n_val: int = 10, n_test: int = 10, seed: int = 0
+    img_size: int,
+    n_train: int = 90,
+    n_val: int = 10,
+    n_test: int = 10,
+    seed: int = 0,
+    channels: int = 1,
 ) -> ImageSplits:
-    """Independent phantoms for train, validation and test."""
+    """Independent phantoms for train, validation and test, with ``channels`` channels."""
     images = random_ellipses(n_train + n_val + n_test, img_size, seed=seed)
-    return split_by_count(images, n_train, n_val, n_test)
+    return split_by_count(with_channels(images, channels), n_train, n_val, n_test)

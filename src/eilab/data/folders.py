@@ -1,13 +1,14 @@
 """Users' own data: image folders, CT100 (.mat), Urban100 and DICOM series.
 
 Every loader returns :class:`ImageSplits` with images in [0, 1], files taken in sorted order
-so a run is reproducible, and raises an error that names the file it could not read.
+so a run is reproducible, and raises an error that names the file it could not read: an empty
+or undecodable file, or values that are NaN or infinite (with their count), which the [0, 1]
+range check could not see (NaN fails every comparison).
 
-Validation images: the paper's protocols (CT100, Urban100: first 90 train, last 10 test) have
-no validation set. ``val_from="test"`` (the default there) shows the first ``n_val`` test
-images as validation, which keeps all training images; the best-by-validation checkpoint is
-then chosen on test images, so report the last weights (as eilab-train does).
-``val_from="train"`` holds the last ``n_val`` training images out instead.
+Validation images are always held out from the training images, never taken from test, so
+no setting chosen on validation has seen a test image. The paper's protocols (CT100,
+Urban100: first 90 train, last 10 test) have no validation set: the last ``n_val`` of the 90
+training images are held out (85 train + 5 validation with the shipped configs).
 
 The original EI code never published how it built ``CT100_128x128.mat`` nor which Urban100
 images it trained on; ``python -m eilab.data.folders`` writes both from a user's copy::
@@ -48,29 +49,62 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
+def require_finite(values: np.ndarray, source: object) -> np.ndarray:
+    """Refuse NaN/Inf values, naming their source and count: they would pass any range check."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        n_nan = int(np.isnan(values).sum())
+        n_inf = values.size - int(finite.sum()) - n_nan
+        raise ValueError(
+            f"{source} holds {n_nan} NaN and {n_inf} infinite values (of {values.size}): "
+            "fix or remove it"
+        )
+    return values
+
+
+def require_nonempty(path: str | os.PathLike) -> None:
+    """Name an empty image file plainly (imageio would search for a backend and suggest pip)."""
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"cannot read image {path}: the file is empty (0 bytes)")
+
+
+def decode_error(error: Exception) -> str:
+    """The first line of a decoder's error, without imageio's plugin suggestions."""
+    first = (str(error).splitlines() or [type(error).__name__])[0]
+    if first.startswith("Could not find a backend"):  # no installed decoder accepts the bytes
+        return "not a valid image file (no decoder recognises its content)"
+    return first
+
+
 def read_image(path: str | os.PathLike, channels: int) -> np.ndarray:
     """One image as float (H, W, channels); integer types are scaled to [0, 1], floats kept."""
+    require_nonempty(path)
     try:
         image = np.asarray(io.imread(path))
     except Exception as error:  # decoders raise many types (OSError, ValueError, SyntaxError)
-        raise ValueError(f"cannot read image {path}: {error}") from error
+        raise ValueError(f"cannot read image {path}: {decode_error(error)}") from None
     if image.dtype == bool:
         image = image.astype(np.float64)
     elif np.issubdtype(image.dtype, np.integer):
         image = image.astype(np.float64) / np.iinfo(image.dtype).max
     elif not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
         raise ValueError(f"{path}: unsupported image of dtype {image.dtype}, shape {image.shape}")
-    return convert_channels(image.astype(np.float64), channels, path)
+    return convert_channels(require_finite(image.astype(np.float64), path), channels, path)
 
 
 def convert_channels(image: np.ndarray, channels: int, name: object = "image") -> np.ndarray:
-    """(H, W) or (H, W, C) -> (H, W, channels): RGBA drops alpha, RGB <-> grey as needed."""
+    """(H, W) or (H, W, C) -> (H, W, channels): RGBA drops alpha, RGB <-> grey as needed.
+
+    ``channels=2`` is a complex image for MRI: the grey image as real part, zero imaginary part.
+    """
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    if channels == 1 and image.ndim == 3:
+    if channels in (1, 2) and image.ndim == 3:
         image = color.rgb2gray(image)
+    if channels == 2:
+        image = np.stack([image, np.zeros_like(image)], axis=-1)
     if channels == 3 and image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     image = image[..., None] if image.ndim == 2 else image
@@ -79,48 +113,56 @@ def convert_channels(image: np.ndarray, channels: int, name: object = "image") -
     return image
 
 
-def to_tensor(images: list[np.ndarray], rescale_note: str) -> torch.Tensor:
-    """Stack (H, W, C) arrays into (N, C, H, W) float32 in [0, 1]; min/max-scale if outside."""
-    stack = np.stack(images).astype(np.float32)
-    low, high = float(stack.min()), float(stack.max())
+def to_tensors(stacks: list[list[np.ndarray]], rescale_note: str) -> list[torch.Tensor]:
+    """(H, W, C) arrays -> (N, C, H, W) float32 in [0, 1], each list of arrays one tensor.
+
+    Values outside [0, 1] are min/max-scaled with one scale for all lists, so the splits of a
+    dataset keep the same intensities. Callers have refused NaN/Inf (require_finite).
+    """
+    arrays = [np.stack(images).astype(np.float32) for images in stacks]
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
     if low < 0 or high > 1:
         if high <= low:
             raise ValueError(f"{rescale_note}: constant images cannot be scaled to [0, 1]")
-        stack = (stack - low) / (high - low)
-    return torch.from_numpy(np.ascontiguousarray(stack)).permute(0, 3, 1, 2).clamp(0, 1)
+        arrays = [(a - low) / (high - low) for a in arrays]
+    return [
+        torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).clamp(0, 1) for a in arrays
+    ]
+
+
+def to_tensor(images: list[np.ndarray], rescale_note: str) -> torch.Tensor:
+    """One stack of (H, W, C) arrays as (N, C, H, W) float32 in [0, 1] (see to_tensors)."""
+    return to_tensors([images], rescale_note)[0]
+
+
+def read_resized(files: list[Path], img_size: int, channels: int) -> list[np.ndarray]:
+    """Read, centre-crop to square, resample to img_size² (anti-aliased)."""
+    return [square_resize(read_image(f, channels), img_size) for f in files]
 
 
 def load_images(files: list[Path], img_size: int, channels: int) -> torch.Tensor:
-    """Read, centre-crop to square, resample to img_size² (anti-aliased); see to_tensor."""
-    images = [square_resize(read_image(f, channels), img_size) for f in files]
-    return to_tensor(images, f"images in {files[0].parent}")
+    """The files as one (N, C, H, W) tensor in [0, 1] (see read_resized, to_tensors)."""
+    return to_tensor(read_resized(files, img_size, channels), f"images in {files[0].parent}")
 
 
-def protocol_splits(
-    images: torch.Tensor, n_train: int, n_val: int, n_test: int, val_from: str
-) -> ImageSplits:
-    """First ``n_train`` images train, last ``n_test`` test; validation as in the module doc."""
+def protocol_splits(images: torch.Tensor, n_train: int, n_val: int, n_test: int) -> ImageSplits:
+    """First ``n_train`` images train (the last ``n_val`` held out), last ``n_test`` test."""
     if n_train < 1 or n_test < 1 or n_val < 0 or n_train + n_test > len(images):
         raise ValueError(
             f"cannot take {n_train} train and {n_test} test images (n_val={n_val}) "
             f"from {len(images)} images"
         )
     train, test = images[:n_train], images[len(images) - n_test :]
-    return with_val(train, test, n_val, val_from)
+    return with_val(train, test, n_val)
 
 
-def with_val(train: torch.Tensor, test: torch.Tensor, n_val: int, val_from: str) -> ImageSplits:
-    """ImageSplits whose validation set is taken from the test or the training images."""
-    if val_from == "test":
-        if n_val > len(test):
-            raise ValueError(f"n_val={n_val} exceeds the {len(test)} test images")
-        return ImageSplits(train=train, val=test[:n_val], test=test)
-    if val_from == "train":
-        if n_val >= len(train):
-            raise ValueError(f"n_val={n_val} leaves no training image of {len(train)}")
-        cut = len(train) - n_val
-        return ImageSplits(train=train[:cut], val=train[cut:], test=test)
-    raise ValueError(f"val_from must be 'test' or 'train', got {val_from!r}")
+def with_val(train: torch.Tensor, test: torch.Tensor, n_val: int) -> ImageSplits:
+    """ImageSplits whose validation set is the last ``n_val`` training images, held out."""
+    if n_val < 0 or n_val >= len(train):
+        raise ValueError(f"n_val={n_val} leaves no training image of {len(train)}")
+    cut = len(train) - n_val
+    return ImageSplits(train=train[:cut], val=train[cut:], test=test)
 
 
 def image_folder_splits(
@@ -130,25 +172,25 @@ def image_folder_splits(
     n_train: int | None = None,
     n_val: int = 5,
     n_test: int = 10,
-    val_from: str = "test",
 ) -> ImageSplits:
     """PNG/JPEG/TIFF/BMP images of a folder, centre-cropped square and resampled to img_size².
 
     Layout ``root/train`` + ``root/test`` (+ optional ``root/val``; images at any depth, as for
-    torchvision's ImageFolder): those sets, the validation set per ``val_from`` when there is no
-    ``root/val``; ``n_train``/``n_test`` are then ignored. Otherwise every image under ``root``
-    in sorted order, split into contiguous blocks train | val | test of ``n_train`` (default:
-    all the rest), ``n_val`` and ``n_test`` images. 8/16-bit images are scaled to [0, 1]; float
-    images outside [0, 1] are min/max-scaled over the whole set.
+    torchvision's ImageFolder): those sets; without ``root/val`` the last ``n_val`` training
+    images are held out for validation; ``n_train``/``n_test`` are then ignored. Otherwise
+    every image under ``root`` in sorted order, split into contiguous blocks train | val | test
+    of ``n_train`` (default: all the rest), ``n_val`` and ``n_test`` images. 8/16-bit images
+    are scaled to [0, 1]; float images outside [0, 1] are min/max-scaled over all splits with
+    one scale. ``channels=2`` gives grey images a zero imaginary channel (MRI).
     """
     root_path = Path(root)
     if (root_path / "train").is_dir() and (root_path / "test").is_dir():
-        train = load_images(list_images(root_path / "train"), img_size, channels)
-        test = load_images(list_images(root_path / "test"), img_size, channels)
-        if (root_path / "val").is_dir():
-            val = load_images(list_images(root_path / "val"), img_size, channels)
-            return ImageSplits(train=train, val=val, test=test)
-        return with_val(train, test, n_val, val_from)
+        names = [n for n in ("train", "test", "val") if (root_path / n).is_dir()]
+        stacks = [read_resized(list_images(root_path / n), img_size, channels) for n in names]
+        loaded = dict(zip(names, to_tensors(stacks, f"images in {root}"), strict=True))
+        if "val" in loaded:
+            return ImageSplits(**loaded)
+        return with_val(loaded["train"], loaded["test"], n_val)
     files = list_images(root_path)
     n_train = len(files) - n_val - n_test if n_train is None else n_train
     if n_train < 1:
@@ -162,12 +204,12 @@ def ct100_mat_splits(
     n_train: int = 90,
     n_val: int = 5,
     n_test: int = 10,
-    val_from: str = "test",
 ) -> ImageSplits:
     """CT100 as the original EI code reads it: ``loadmat(path)['DATA']``, images on axis 0.
 
-    ``DATA`` is (N, H, W) or (N, 1, H, W). First ``n_train`` images train, last ``n_test`` test
-    (90 / 10 of 100 in the paper); validation per ``val_from`` (module doc). Values outside
+    ``DATA`` is (N, H, W) or (N, 1, H, W). First ``n_train`` images train, the last ``n_val``
+    of them held out for validation, last ``n_test`` test (90 / 10 of 100 in the paper, which
+    has no validation set). NaN/Inf values are refused. Values outside
     [0, 1] are min/max-scaled over the whole array (one scale for all images, so relative
     intensities survive). Images are resampled to img_size² if they are another size.
     """
@@ -187,19 +229,22 @@ def ct100_mat_splits(
         data = data[:, 0]
     if data.ndim != 3 or not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"{path}: DATA must be numeric (N, H, W), got {data.dtype} {data.shape}")
+    require_finite(data, f"{path}: DATA")
     images = [square_resize(image.astype(np.float64)[..., None], img_size) for image in data]
-    return protocol_splits(to_tensor(images, str(path)), n_train, n_val, n_test, val_from)
+    return protocol_splits(to_tensor(images, str(path)), n_train, n_val, n_test)
 
 
 def urban100_image(path: str | os.PathLike, img_size: int, crop: int, channels: int) -> np.ndarray:
     """The original preprocessing: RGB, centre crop crop², bilinear resize to img_size² (PIL)."""
     from PIL import Image
 
+    require_nonempty(path)
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            pixels, image = np.asarray(opened), opened.convert("RGB")
     except Exception as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
+        raise ValueError(f"cannot read image {path}: {decode_error(error)}") from None
+    require_finite(pixels, path)  # a float TIFF's RGB conversion would hide NaN
     width, height = image.size
     if min(width, height) < crop:
         raise ValueError(f"{path}: {width}×{height} is smaller than the {crop}² centre crop")
@@ -225,13 +270,12 @@ def urban100_splits(
     n_train: int = 90,
     n_val: int = 5,
     n_test: int = 10,
-    val_from: str = "test",
 ) -> ImageSplits:
     """Urban100 with the original EI preprocessing: centre crop 512², bilinear resize to 256².
 
     ``root`` holds either ``train/`` and ``test/`` folders (the original code's ImageFolder
     layout) or the 100 images; then, in sorted order, the first 90 train and the last 10 test.
-    Validation per ``val_from`` (module doc).
+    The last ``n_val`` training images are held out for validation (module doc).
     """
     train_files, test_files = urban100_files(root)
 
@@ -239,8 +283,8 @@ def urban100_splits(
         return to_tensor([urban100_image(f, img_size, crop, channels) for f in files], root)
 
     if test_files is not None:
-        return with_val(load(train_files), load(test_files), n_val, val_from)
-    return protocol_splits(load(train_files), n_train, n_val, n_test, val_from)
+        return with_val(load(train_files), load(test_files), n_val)
+    return protocol_splits(load(train_files), n_train, n_val, n_test)
 
 
 def read_dicom_stack(
@@ -273,6 +317,7 @@ def read_dicom_stack(
         if pixels.ndim != 2:
             raise ValueError(f"{file}: expected one greyscale slice, got shape {pixels.shape}")
         hu = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0))
+        require_finite(hu, f"DICOM file {file}")
         position = 0.0
         if "ImagePositionPatient" in ds:
             orientation = np.asarray(ds.get("ImageOrientationPatient") or [1, 0, 0, 0, 1, 0], float)
