@@ -3,83 +3,30 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from eilab.physics import radon
 from eilab.physics.base import LinearPhysics
+from eilab.physics.radon import SparseOperator, full_precision
 
 BACKENDS = ("auto", "torch", "torch_radon")
-
-
-class _SparseMatmul(torch.autograd.Function):
-    """y = M x for a fixed sparse M, whose gradient uses the precomputed transpose Mᵀ."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, M: torch.Tensor, Mt: torch.Tensor) -> torch.Tensor:
-        ctx.Mt = Mt
-        return M @ x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return ctx.Mt @ grad, None, None
-
-
-class _SparseOperator(nn.Module):
-    """A fixed sparse matrix and its transpose kept as plain (non-persistent) buffers.
-
-    The index/value tensors are dense buffers, so ``.to(device/dtype)`` and DDP treat them like
-    any other buffer; the CSR views are assembled per call, which costs no copy. They are not
-    saved in checkpoints: the matrix is rebuilt exactly from the operator's arguments.
-    """
-
-    def __init__(self, matrix: torch.Tensor) -> None:
-        super().__init__()
-        transpose = matrix.to_sparse_coo().t().coalesce().to_sparse_csr()
-        self.shape = tuple(matrix.shape)
-        for name, csr in (("m", matrix), ("mt", transpose)):
-            self.register_buffer(f"{name}_crow", csr.crow_indices().to(torch.int32), False)
-            self.register_buffer(f"{name}_col", csr.col_indices().to(torch.int32), False)
-            self.register_buffer(f"{name}_val", csr.values().to(torch.float32), False)
-
-    def _csr(self, name: str, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-        crow, col = getattr(self, f"{name}_crow"), getattr(self, f"{name}_col")
-        values = getattr(self, f"{name}_val").to(dtype)
-        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
-
-    def forward(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-        """Multiply the columns of ``x`` (shape (n, k)) by M, or by Mᵀ if ``transpose``."""
-        rows, cols = self.shape
-        M = self._csr("m", (rows, cols), x.dtype)
-        Mt = self._csr("mt", (cols, rows), x.dtype)
-        if transpose:
-            M, Mt = Mt, M
-        return _SparseMatmul.apply(x, M, Mt)
+# backend="auto" builds the stored matrices only while holding them takes at most REST_SHARE of
+# the available memory of the host and of the current CUDA device, and building them (on the
+# host) at most PEAK_SHARE of the host's: the rest is left to data, network and optimiser.
+REST_SHARE = 0.5
+PEAK_SHARE = 0.8
 
 
 def _apply_to_images(
-    op: _SparseOperator, x: torch.Tensor, out_hw: tuple[int, int], transpose: bool
+    op: SparseOperator, x: torch.Tensor, out_hw: tuple[int, int], transpose: bool
 ) -> torch.Tensor:
     """Apply a sparse operator to every (batch, channel) image of a (B, C, H, W) tensor."""
     B, C = x.shape[:2]
     with full_precision(x) as x:
         columns = x.reshape(B * C, -1).t()
         return op(columns, transpose).t().reshape(B, C, *out_hw)
-
-
-@contextmanager
-def full_precision(x: torch.Tensor):
-    """Compute in float32 (or the input's float64) even under autocast.
-
-    Sparse kernels and FFTs do not support half/bfloat16 everywhere, and line integrals lose
-    too much in 8 mantissa bits; autocast would otherwise lower the matmuls again.
-    """
-    if x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    with torch.autocast(x.device.type, enabled=False):
-        yield x
 
 
 class CT(LinearPhysics):
@@ -90,6 +37,11 @@ class CT(LinearPhysics):
     un-normalised line integrals (a pixel contributes its value per unit path length), as in
     the original EI code; the paper's α assumes that scale. ``A_adjoint`` is the exact
     transpose of ``A``; ``A_dagger`` is FBP with a ramp filter and an optional window.
+
+    Backends: ``"torch"`` stores the operator as sparse matrices (CPU and CUDA), about 70 bytes
+    × N² × views, built in blocks on the host; it refuses only when building cannot fit in the
+    host's available memory. ``"auto"`` is ``"torch"`` while the matrices fit the rule above
+    (REST_SHARE, PEAK_SHARE) and otherwise refuses, with the numbers, before allocating.
     """
 
     def __init__(
@@ -104,25 +56,19 @@ class CT(LinearPhysics):
         super().__init__(noise)
         _validate(img_size, n_views, filter_name, backend)
         self.img_size, self.n_views, self.circle = img_size, n_views, circle
-        self.backend = _resolve_backend(backend)
+        self.backend = _resolve_backend(backend, img_size, n_views, circle)
         angles = torch.arange(n_views, dtype=torch.float64) * (180.0 / n_views)
         self.register_buffer("angles_deg", angles.float(), persistent=False)
         self.n_detectors = radon.n_detectors(img_size, circle)
         self.fbp_bins = radon.n_detectors(img_size, circle=False)
-        self.projector = _SparseOperator(radon.projector_matrix(img_size, angles, circle))
-        self.backprojector = _SparseOperator(
-            radon.fbp_backprojector_matrix(img_size, angles, self.fbp_bins)
+        self.projector = SparseOperator(radon.projector_blocks(img_size, angles, circle))
+        self.backprojector = SparseOperator(
+            radon.fbp_backprojector_blocks(img_size, angles, self.fbp_bins)
         )
         padded = max(64, 2 ** math.ceil(math.log2(2 * self.fbp_bins)))
         self.register_buffer("filter", radon.fourier_filter(padded, filter_name).float(), False)
-        self.register_buffer("fbp_mask", self._fbp_mask(), persistent=False)
-
-    def _fbp_mask(self) -> torch.Tensor:
-        """Ones, or zeros outside the reconstruction circle when ``circle`` (as iradon)."""
-        if not self.circle:
-            return torch.ones(self.img_size, self.img_size)
-        coord = torch.arange(self.img_size) - self.img_size // 2
-        return ((coord[:, None] ** 2 + coord[None, :] ** 2) <= (self.img_size // 2) ** 2).float()
+        mask = radon.disk_mask(img_size) if circle else torch.ones(img_size, img_size)
+        self.register_buffer("fbp_mask", mask, persistent=False)
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Sinogram of each image: (B, C, N, N) -> (B, C, n_detectors, n_views)."""
@@ -176,11 +122,31 @@ def _validate(img_size: int, n_views: int, filter_name: str, backend: str) -> No
         raise ValueError(f"CT: backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def _resolve_backend(backend: str) -> str:
-    """Only the built-in backend is implemented; say so plainly when another is requested."""
+def _resolve_backend(backend: str, img_size: int, n_views: int, circle: bool) -> str:
+    """The backend to build; refuse, before allocating, stored matrices that cannot fit."""
     if backend == "torch_radon":
         raise NotImplementedError(
             "CT backend 'torch_radon' is not available in eilab yet: use backend='torch' "
             "(the built-in sparse Radon transform, CPU and CUDA)."
         )
+    need = radon.estimate_memory(img_size, n_views, circle)
+    available = radon.available_memory()
+    if backend == "auto":
+        shortfall = radon.memory_shortfall(need, available, REST_SHARE, PEAK_SHARE)
+    else:
+        shortfall = radon.memory_shortfall(need, {"cpu": available["cpu"]}, 1.0, 1.0)
+    if shortfall:
+        raise MemoryError(_refusal(img_size, n_views, need, available, shortfall))
     return "torch"
+
+
+def _refusal(
+    img_size: int, n_views: int, need: radon.MatrixMemory, available: dict[str, int], why: str
+) -> str:
+    """The refusal message: sizes, memory needed and available, the rule that failed, a way out."""
+    free = ", ".join(f"{radon.gigabytes(b)} on {device}" for device, b in available.items())
+    return (
+        f"CT {img_size}² × {n_views} views needs about {radon.gigabytes(need.rest)} at rest "
+        f"({radon.gigabytes(need.peak)} to build); available {free}: {why}. Use a smaller "
+        "size or fewer views, or a matrix-free backend: eilab has none of its own yet."
+    )
