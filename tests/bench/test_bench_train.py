@@ -7,7 +7,7 @@ import torch
 
 from eilab.bench import compose_train
 from eilab.bench.__main__ import main
-from eilab.bench.timing import Budget, attempt, measure, require
+from eilab.bench.timing import Budget, attempt, measure, require, timed_once
 from eilab.bench.train_step import BASELINE, eilab_step, rows, strategy_module
 from eilab.strategies import EI, MC, Sup
 
@@ -26,6 +26,16 @@ def test_measure_reports_median_and_iqr_of_a_known_duration():
     assert 10 <= timing.median_ms < 100
     assert 0 <= timing.iqr_ms < timing.median_ms
     assert timing.first_ms >= 10
+
+
+def test_first_call_is_the_first_warm_up_call_and_a_build_runs_once():
+    """A slow first call (compilation) shows in first_ms and stays out of the median."""
+    durations = iter([0.05])
+    timing = measure(lambda: time.sleep(next(durations, 0.001)), Budget(2, 0.01, 0.2))
+    assert timing.first_ms >= 50 > timing.median_ms
+    calls = []
+    result, seconds = timed_once(lambda: calls.append(time.sleep(0.01)) or "built")
+    assert (result, len(calls)) == ("built", 1) and seconds >= 0.01
 
 
 def test_a_failing_cell_says_why_and_the_suite_goes_on():

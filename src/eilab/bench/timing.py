@@ -59,26 +59,23 @@ class NotApplicableError(Exception):
     """What a library cannot do (its cell reads 'n/a (reason)')."""
 
 
+def timed_once(fn: Callable[[], T]) -> tuple[T, float]:
+    """``fn()``'s result and the seconds one call took (the accelerator synchronised).
+
+    ``Timer.timeit(1)`` would not do: it runs the statement twice more, untimed, first.
+    """
+    start = benchmark.timer()
+    result = fn()
+    return result, benchmark.timer() - start
+
+
 def measure(fn: Callable[[], object], budget: Budget) -> Timing:
-    """Time ``fn()`` with the current torch threads; the accelerator is synchronised per block."""
+    """Time ``fn()`` after the warm-up calls (the first one's time is kept), with the torch
+    threads of the caller (``Timer`` would use one)."""
+    warm_ms = [1e3 * timed_once(fn)[1] for _ in range(budget.warmup)]
     timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    first = 1e3 * timer.timeit(1).median if budget.warmup else None
-    if budget.warmup > 1:
-        timer.timeit(budget.warmup - 1)
     m = timer.adaptive_autorange(min_run_time=budget.min_time, max_run_time=budget.max_time)
-    return Timing(1e3 * m.median, 1e3 * m.iqr, first)
-
-
-def timed_once(fn: Callable[[], object]) -> tuple[object, float]:
-    """``fn()``'s result and the seconds one call took (for one-off costs such as a build)."""
-    result: list[object] = []
-    timer = benchmark.Timer(
-        "result.append(fn())",
-        globals={"fn": fn, "result": result},
-        num_threads=torch.get_num_threads(),
-    )
-    seconds = timer.timeit(1).median
-    return result[0], seconds
+    return Timing(1e3 * m.median, 1e3 * m.iqr, warm_ms[0] if warm_ms else None)
 
 
 def short(err: BaseException) -> str:
