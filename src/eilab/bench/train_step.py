@@ -45,7 +45,7 @@ from eilab.bench.timing import (
 )
 from eilab.strategies.base import ReconstructionModule
 
-Step = Callable[[], torch.Tensor]
+Step = Callable[[], object]
 #: Strategies with a deepinv counterpart in this suite.
 DEEPINV_STRATEGIES = ("mc", "ei", "sup")
 
