@@ -1,11 +1,12 @@
 """Loss terms: zero where the theory says zero, gradients where the paper says gradients."""
 
+import pytest
 import torch
 from torch import nn
 
 from eilab.groups import Rotate, Shift
 from eilab.losses import AdversarialLoss, EILoss, MCLoss, SupLoss
-from eilab.physics import Inpainting
+from eilab.physics import GaussianNoise, Inpainting
 
 
 def test_mc_loss_is_zero_for_the_truth_and_positive_otherwise():
@@ -45,6 +46,19 @@ def test_ei_pair_has_n_trans_copies_and_gradients_flow_through_x2():
     # f = A† has no parameters, so any gradient on x1 must come through x2 and x3 (not detached).
     torch.nn.functional.mse_loss(x3, x2).backward()
     assert x1.grad is not None and x1.grad.abs().sum() > 0
+
+
+def test_req_reapplies_the_noise_before_reconstructing():
+    # f∘A is the identity: plain EI is zero, REQ measures the re-applied noise, σ² per pixel.
+    physics = Inpainting(8, drop_rate=0.0)
+    x1 = torch.rand(64, 1, 8, 8, requires_grad=True)
+    loss_fn = EILoss(Shift(), n_trans=2)
+    assert loss_fn(x1, lambda y: y, physics) == 0
+    torch.manual_seed(0)
+    req = loss_fn(x1, lambda y: y, physics, noise=GaussianNoise(0.1))
+    assert float(req) == pytest.approx(0.01, rel=0.05)
+    req.backward()  # the draw passes gradients like additive noise: x3 - x2 is the noise alone
+    assert torch.allclose(x1.grad, torch.zeros_like(x1), atol=1e-7)
 
 
 def test_adversarial_losses_follow_lsgan():

@@ -1,8 +1,24 @@
-"""Training losses: measurement consistency, equivariance, adversarial, supervised."""
+"""Training losses: measurement consistency, equivariance (and REQ), SURE/UNSURE, adversarial,
+supervised."""
 
 from eilab.losses.adversarial import AdversarialLoss
 from eilab.losses.ei import EILoss
 from eilab.losses.mc import MCLoss
 from eilab.losses.sup import SupLoss
+from eilab.losses.sure import (
+    MissingNoiseError,
+    SURELoss,
+    UnsupportedNoiseError,
+    UNSURELoss,
+)
 
-__all__ = ["AdversarialLoss", "EILoss", "MCLoss", "SupLoss"]
+__all__ = [
+    "AdversarialLoss",
+    "EILoss",
+    "MCLoss",
+    "MissingNoiseError",
+    "SURELoss",
+    "SupLoss",
+    "UNSURELoss",
+    "UnsupportedNoiseError",
+]

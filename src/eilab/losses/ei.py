@@ -1,4 +1,9 @@
-"""The equivariance loss of eq. (6): f(A T_g x1) should equal T_g x1."""
+"""The equivariance loss of eq. (6), f(A T_g x1) = T_g x1, and its robust form REQ.
+
+REQ (robust equivariance, Chen, Tachella & Davies, CVPR 2022) re-applies the measurement noise
+before reconstructing: ‖f(noise(A T_g x1)) − T_g x1‖², so f learns to be equivariant on
+measurements that look like the real, noisy ones. Pass ``noise`` to get it.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ class EILoss(nn.Module):
 
     Each of the B images gets ``n_trans`` independently drawn group elements, so x2 and x3 hold
     B·n_trans images. As in the paper's code, x2 is not detached: gradients flow through both
-    x2 (into x1) and x3.
+    x2 (into x1) and x3. With a ``noise`` model, x3 = f(noise(A x2)) (REQ); the noise is drawn
+    from the global random state, and its gradient passes as for additive noise.
     """
 
     def __init__(self, group: Group, n_trans: int = 1) -> None:
@@ -32,11 +38,13 @@ class EILoss(nn.Module):
         reconstruct: Callable[[torch.Tensor], torch.Tensor],
         physics: nn.Module,
         generator: torch.Generator | None = None,
+        noise: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (x2, x3): the transformed reconstructions and their re-reconstructions."""
         params = self.group.sample(len(x1) * self.n_trans, tuple(x1.shape[-2:]), generator)
         x2 = self.group.apply(x1.repeat(self.n_trans, 1, 1, 1), params)
-        x3 = reconstruct(physics.A(x2))
+        measured = physics.A(x2)
+        x3 = reconstruct(measured if noise is None else noise(measured))
         return x2, x3
 
     def forward(
@@ -45,6 +53,7 @@ class EILoss(nn.Module):
         reconstruct: Callable[[torch.Tensor], torch.Tensor],
         physics: nn.Module,
         generator: torch.Generator | None = None,
+        noise: nn.Module | None = None,
     ) -> torch.Tensor:
-        x2, x3 = self.transformed_pair(x1, reconstruct, physics, generator)
+        x2, x3 = self.transformed_pair(x1, reconstruct, physics, generator, noise)
         return F.mse_loss(x3, x2)

@@ -1,11 +1,17 @@
 """Linear forward models y = A x (+ noise): CT, inpainting, compressed sensing, MRI."""
 
-from eilab.physics.base import LinearPhysics
+from eilab.physics.base import LinearPhysics, SignedOperatorError
 from eilab.physics.cs import CompressedSensing
 from eilab.physics.ct import CT
 from eilab.physics.inpainting import Inpainting
 from eilab.physics.mri import MRI
-from eilab.physics.noise import GaussianNoise, PoissonNoise
+from eilab.physics.noise import (
+    GaussianNoise,
+    NoiseModel,
+    PoissonGaussianNoise,
+    PoissonNoise,
+    TransmissionNoise,
+)
 
 __all__ = [
     "CT",
@@ -14,5 +20,9 @@ __all__ = [
     "GaussianNoise",
     "Inpainting",
     "LinearPhysics",
+    "NoiseModel",
+    "PoissonGaussianNoise",
     "PoissonNoise",
+    "SignedOperatorError",
+    "TransmissionNoise",
 ]

@@ -14,6 +14,10 @@ def image_size(img_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(H), int(W)
 
 
+class SignedOperatorError(ValueError):
+    """Photon-counting noise on an operator whose noiseless measurements can be negative."""
+
+
 class LinearPhysics(nn.Module):
     """A linear measurement operator y = A x (+ noise).
 
@@ -21,10 +25,21 @@ class LinearPhysics(nn.Module):
     approximate inverse (pseudo-inverse, FBP, ...) and defaults to the adjoint. Images are
     tensors of shape (B, C, H, W). Fixed tensors (masks, matrices, filters) are buffers built
     from a seed, so ``.to(device)`` moves them and every process builds the same operator.
+
+    ``signed`` is True for operators whose measurements of a nonnegative image can be negative
+    (compressed sensing, Fourier sampling): a noise model that counts photons
+    (``requires_nonnegative``, e.g. Poisson) is refused for them at construction.
     """
+
+    signed: bool = False
 
     def __init__(self, noise: nn.Module | None = None) -> None:
         super().__init__()
+        if self.signed and getattr(noise, "requires_nonnegative", False):
+            raise SignedOperatorError(
+                f"{type(self).__name__} gives signed measurements, but {type(noise).__name__} "
+                "counts photons and needs A x >= 0: use GaussianNoise with this operator"
+            )
         self.noise = noise
 
     def A(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,179 @@
+"""SURE and UNSURE: unbiased for the measurement-domain error, biased with a wrong noise level."""
+
+import pytest
+import torch
+from torch import nn
+
+from eilab.losses import MCLoss, MissingNoiseError, SURELoss, UnsupportedNoiseError, UNSURELoss
+from eilab.losses.sure import probe_step
+from eilab.physics import (
+    CT,
+    GaussianNoise,
+    Inpainting,
+    PoissonGaussianNoise,
+    PoissonNoise,
+    TransmissionNoise,
+)
+
+DRAWS = 512  # the relative error of the mean then has a spread of about 0.5 %
+SIZE = 16
+
+
+class FixedNetwork(nn.Module):
+    """A fixed random residual map x + 0.5·conv(tanh(conv(x))): smooth and far from identity."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.inner = nn.Conv2d(1, 8, 3, padding=1)
+        self.outer = nn.Conv2d(8, 1, 3, padding=1)
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0.5 * self.outer(torch.tanh(self.inner(x)))
+
+
+def phantom(scale: float) -> torch.Tensor:
+    return scale * torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+
+PROBLEMS = {
+    "inpainting": lambda: (Inpainting(SIZE, drop_rate=0.3), phantom(1.0)),
+    "ct": lambda: (CT(SIZE, n_views=8), phantom(0.4)),
+}
+# Noise levels of the order of the signal's fluctuations (inpainting pixels in [0, 1]; CT line
+# integrals of a few units). Transmission at I0 = 1e4: at least 300 photons per detector bin.
+CASES = [
+    ("inpainting", GaussianNoise(0.1)),
+    ("inpainting", PoissonNoise(0.05)),
+    ("inpainting", PoissonGaussianNoise(0.05, 0.05)),
+    ("ct", GaussianNoise(0.5)),
+    ("ct", PoissonNoise(0.2)),
+    ("ct", PoissonGaussianNoise(0.2, 0.3)),
+    ("ct", TransmissionNoise.for_field_of_view(SIZE, I0=1e4)),
+]
+
+
+def sure_and_truth(problem: str, noise, assumed=None, seed: int = 0) -> tuple[float, float]:
+    """Mean SURE over DRAWS noisy measurements of one image, and the mean true error."""
+    physics, x = PROBLEMS[problem]()
+    network = FixedNetwork(seed)
+    reconstruct = lambda y: network(physics.A_dagger(y))  # noqa: E731
+    generator = torch.Generator().manual_seed(seed)
+    z = physics.A(x.expand(DRAWS, -1, -1, -1))
+    y = noise(z, generator=generator)
+    x1 = reconstruct(y)
+    truth = (physics.A(x1) - z).pow(2).sum() / y.numel()  # (1/m)‖A f(y) − A x‖², averaged
+    sure = SURELoss(assumed or noise)(y, x1, reconstruct, physics, generator=generator)
+    return float(sure), float(truth)
+
+
+@pytest.mark.parametrize(
+    ("problem", "noise"), CASES, ids=[f"{p}-{type(n).__name__}" for p, n in CASES]
+)
+def test_sure_is_unbiased_for_the_measurement_domain_error(problem, noise):
+    sure, truth = sure_and_truth(problem, noise)
+    assert sure == pytest.approx(truth, rel=0.02)
+
+
+def test_sure_with_a_wrong_sigma_is_biased():
+    # Measured: σ twice too large gives 1.97x the true error, half as large 0.75x (inpainting).
+    sure, truth = sure_and_truth("inpainting", GaussianNoise(0.1), assumed=GaussianNoise(0.2))
+    assert sure > 1.5 * truth
+    sure, truth = sure_and_truth("inpainting", GaussianNoise(0.1), assumed=GaussianNoise(0.05))
+    assert sure < 0.85 * truth
+
+
+def test_the_mc_loss_is_not_the_error_on_noisy_data():
+    # SURE assuming no noise is the MC loss: f reproduces part of the noise and MC rewards it.
+    sure, truth = sure_and_truth("ct", GaussianNoise(0.5), assumed=GaussianNoise(0.0))
+    assert sure < 0.85 * truth
+
+
+def test_sure_with_zero_noise_is_the_mc_loss():
+    physics, x = PROBLEMS["inpainting"]()
+    network = FixedNetwork()
+    y = physics.A(x.expand(4, -1, -1, -1))
+    x1 = network(physics.A_dagger(y))
+    sure = SURELoss(GaussianNoise(0.0))(y, x1, lambda y_: network(physics.A_dagger(y_)), physics)
+    assert torch.allclose(sure, MCLoss()(x1, y, physics))
+
+
+def test_sure_trains_the_network():
+    physics, x = PROBLEMS["inpainting"]()
+    network = FixedNetwork().requires_grad_(True)
+    y = GaussianNoise(0.1)(physics.A(x), generator=torch.Generator().manual_seed(0))
+    reconstruct = lambda y_: network(physics.A_dagger(y_))  # noqa: E731
+    SURELoss(GaussianNoise(0.1))(y, reconstruct(y), reconstruct, physics).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters())
+
+
+def test_default_tau_scales_with_the_measurements():
+    y = torch.rand(3, 1, 4, 4)
+    assert torch.allclose(probe_step(10 * y, None), 10 * probe_step(y, None))
+    assert torch.allclose(probe_step(y, 0.5), torch.full((3, 1, 1, 1), 0.5))
+
+
+@pytest.mark.parametrize("loss", [SURELoss, UNSURELoss])
+def test_bad_sure_inputs_are_named_errors(loss):
+    with pytest.raises(MissingNoiseError, match="noise=gaussian"):
+        loss(None)
+    with pytest.raises(UnsupportedNoiseError, match="Identity"):
+        loss(nn.Identity())
+    for tau in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="tau"):
+            loss(GaussianNoise(0.1), tau=tau)
+
+
+def test_unsure_refuses_a_nonpositive_first_guess():
+    with pytest.raises(ValueError, match="init_scale"):
+        UNSURELoss(GaussianNoise(0.1), init_scale=0.0)
+
+
+class _Identity(nn.Module):
+    """Denoising: A = I."""
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _Shrinkage(nn.Module):
+    """f(y) = (a·y_1..k, b·y_k+1..m): shrink the k signal coordinates by a, the others by b."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.a = nn.Parameter(torch.tensor(1.0))
+        self.b = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.a * y[:, : self.k], self.b * y[:, self.k :]], dim=1)
+
+
+@pytest.mark.parametrize("init_scale", [4.0, 0.25])
+def test_unsure_learns_the_noise_level_by_ascent(init_scale):
+    # Signals on the first k of m coordinates, x_1..k ~ N(0, 1), with Gaussian noise σ. For
+    # this f the UNSURE saddle point is 1 − a = s/(σ² + 1), 1 − b = s/σ² and
+    # k·a + (m − k)·b = 0, so the estimated variance is s* = m / (k/(σ² + 1) + (m − k)/σ²),
+    # which tends to σ² as k/m → 0 (here 1.6 % above it).
+    m, k, sigma = 64, 1, 0.1
+    generator = torch.Generator().manual_seed(0)
+    network, noise = _Shrinkage(k), GaussianNoise(sigma)
+    loss = UNSURELoss(noise, init_scale=init_scale)
+    # The multiplier moves slower than the network (a smaller Adam step): no cycling.
+    groups = [{"params": network.parameters()}, {"params": loss.parameters(), "lr": 0.01}]
+    optimizer = torch.optim.Adam(groups, lr=0.05)
+    estimates = []
+    for _ in range(1000):
+        x = torch.zeros(64, m)
+        x[:, :k] = torch.randn(64, k, generator=generator)
+        y = noise(x, generator)
+        value = loss(y, network(y), network, _Identity(), generator=generator)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        estimates.append(loss.scale * sigma**2)
+    s_star = m / (k / (sigma**2 + 1) + (m - k) / sigma**2)
+    assert sum(estimates[500:]) / 500 == pytest.approx(s_star, rel=0.02)
+    assert estimates[-1] == pytest.approx(s_star, rel=0.05)
+    assert loss.noise_estimate().sigma ** 2 == pytest.approx(estimates[-1])
