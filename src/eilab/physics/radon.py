@@ -316,19 +316,18 @@ class SparseOperator(nn.Module):
         return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
     def _stacked(self, x: torch.Tensor) -> torch.Tensor:
-        """M x, one row block at a time."""
-        return torch.cat(
-            [
-                self._csr(f"m{k}", (n, self.n_cols), x.dtype) @ x
-                for k, n in enumerate(self.block_rows)
-            ]
-        )
+        """M x, one row block at a time (a single block costs no concatenation)."""
+        parts = [
+            self._csr(f"m{k}", (n, self.n_cols), x.dtype) @ x for k, n in enumerate(self.block_rows)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _summed(self, y: torch.Tensor) -> torch.Tensor:
         """Mᵀ y as the sum of every block's transpose times its rows of y."""
-        out = torch.zeros(self.n_cols, y.shape[1], dtype=y.dtype, device=y.device)
+        out = None
         for k, part in enumerate(y.split(self.block_rows)):
-            out += self._csr(f"mt{k}", (self.n_cols, part.shape[0]), y.dtype) @ part
+            term = self._csr(f"mt{k}", (self.n_cols, part.shape[0]), y.dtype) @ part
+            out = term if out is None else out.add_(term)
         return out
 
     def forward(self, x: torch.Tensor, transpose: bool = False) -> torch.Tensor:
