@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from eilab.physics import radon
+from eilab.physics import radon, torch_radon
 from eilab.physics.base import LinearPhysics
 from eilab.physics.radon import SparseOperator, full_precision
 
@@ -42,6 +42,9 @@ class CT(LinearPhysics):
     × N² × views, built in blocks on the host; it refuses only when building cannot fit in the
     host's available memory. ``"auto"`` is ``"torch"`` while the matrices fit the rule above
     (REST_SHARE, PEAK_SHARE) and otherwise refuses, with the numbers, before allocating.
+    ``"torch_radon"`` uses the torch_radon package when it is importable and
+    ``eilab.physics.torch_radon`` (the same API on eilab's matrices) otherwise; its ``A_dagger``
+    is torch-radon's FBP: ``filter_sinogram`` then the exact back-projection.
     """
 
     def __init__(
@@ -56,15 +59,22 @@ class CT(LinearPhysics):
         super().__init__(noise)
         _validate(img_size, n_views, filter_name, backend)
         self.img_size, self.n_views, self.circle = img_size, n_views, circle
+        self.filter_name = filter_name
         self.backend = _resolve_backend(backend, img_size, n_views, circle)
         angles = torch.arange(n_views, dtype=torch.float64) * (180.0 / n_views)
         self.register_buffer("angles_deg", angles.float(), persistent=False)
         self.n_detectors = radon.n_detectors(img_size, circle)
         self.fbp_bins = radon.n_detectors(img_size, circle=False)
-        self.projector = SparseOperator(radon.projector_blocks(img_size, angles, circle))
-        self.backprojector = SparseOperator(
-            radon.fbp_backprojector_blocks(img_size, angles, self.fbp_bins)
-        )
+        self.radon = None
+        if self.backend == "torch_radon":
+            self.radon = torch_radon.radon_class()(
+                img_size, torch.deg2rad(angles), det_count=self.n_detectors, clip_to_circle=circle
+            )
+        else:
+            self.projector = SparseOperator(radon.projector_blocks(img_size, angles, circle))
+            self.backprojector = SparseOperator(
+                radon.fbp_backprojector_blocks(img_size, angles, self.fbp_bins)
+            )
         padded = max(64, 2 ** math.ceil(math.log2(2 * self.fbp_bins)))
         self.register_buffer("filter", radon.fourier_filter(padded, filter_name).float(), False)
         mask = radon.disk_mask(img_size) if circle else torch.ones(img_size, img_size)
@@ -73,16 +83,29 @@ class CT(LinearPhysics):
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Sinogram of each image: (B, C, N, N) -> (B, C, n_detectors, n_views)."""
         self._check_image(x)
+        if self.radon is not None:
+            with full_precision(x) as x:
+                return self.radon.forward(x).transpose(-1, -2)
         return _apply_to_images(self.projector, x, (self.n_detectors, self.n_views), False)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Exact back-projection (transpose of ``A``): (B, C, n_det, n_views) -> (B, C, N, N)."""
         self._check_sinogram(y, self.n_detectors)
+        if self.radon is not None:
+            with full_precision(y) as y:
+                return self.radon.backprojection(y.transpose(-1, -2).contiguous())
         return _apply_to_images(self.projector, y, (self.img_size, self.img_size), True)
 
     def A_dagger(self, y: torch.Tensor) -> torch.Tensor:
         """Filtered back-projection, scaled like ``skimage.transform.iradon``."""
         self._check_sinogram(y, self.n_detectors)
+        if self.radon is not None:
+            with full_precision(y) as y:
+                sinograms = y.transpose(-1, -2).contiguous()
+                image = self.radon.backprojection(
+                    self.radon.filter_sinogram(sinograms, self.filter_name)
+                )
+                return image * self.fbp_mask.to(image.dtype)
         filtered = self.filter_sinogram(y)
         image = _apply_to_images(self.backprojector, filtered, (self.img_size,) * 2, False)
         return image * self.fbp_mask.to(image.dtype) * (math.pi / (2 * self.n_views))
@@ -125,10 +148,7 @@ def _validate(img_size: int, n_views: int, filter_name: str, backend: str) -> No
 def _resolve_backend(backend: str, img_size: int, n_views: int, circle: bool) -> str:
     """The backend to build; refuse, before allocating, stored matrices that cannot fit."""
     if backend == "torch_radon":
-        raise NotImplementedError(
-            "CT backend 'torch_radon' is not available in eilab yet: use backend='torch' "
-            "(the built-in sparse Radon transform, CPU and CUDA)."
-        )
+        return backend
     need = radon.estimate_memory(img_size, n_views, circle)
     available = radon.available_memory()
     if backend == "auto":
@@ -148,5 +168,7 @@ def _refusal(
     return (
         f"CT {img_size}² × {n_views} views needs about {radon.gigabytes(need.rest)} at rest "
         f"({radon.gigabytes(need.peak)} to build); available {free}: {why}. Use a smaller "
-        "size or fewer views, or a matrix-free backend: eilab has none of its own yet."
+        "size or fewer views, or a matrix-free backend: eilab has none of its own yet "
+        "(backend='torch_radon' computes without stored matrices when the CUDA-only "
+        "torch_radon package is installed)."
     )
