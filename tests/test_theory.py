@@ -53,3 +53,9 @@ def test_full_rank_operator_needs_no_group():
     result = analyse(Inpainting(6, drop_rate=0.0), Shift(), (1, 6, 6))
     assert result.rank_A == result.n
     assert "MC already suffices" in result.verdict()
+
+
+def test_progress_is_reported_after_the_svd_and_each_group_element():
+    calls = []
+    analyse(Inpainting(4, drop_rate=0.25), Shift(), (1, 4, 4), progress=lambda *a: calls.append(a))
+    assert calls == [(done, 16) for done in range(17)]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from skimage import io as skio
@@ -462,6 +463,15 @@ def test_channels_two_gives_a_zero_imaginary_channel(tmp_path):
     greys = folders.image_folder_splits(str(tmp_path / "imgs"), 8, 1, n_val=1, n_test=1)
     assert images.train.shape[1] == 2 and not images.train[:, 1].any()
     assert torch.equal(images.train[:, :1], greys.train)
+
+
+def test_physics_mri_alone_composes_two_channel_images():
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["physics=mri", "img_size=16"])
+    assert cfg.channels == 2  # physics/mri.yaml sets it: needs `_self_` first in train.yaml
+    splits = instantiate(cfg.dataset)
+    assert splits.train.shape[1:] == (2, 16, 16) and not splits.train[:, 1].any()
+    assert instantiate(cfg.physics).A(splits.test).shape == splits.test.shape
 
 
 # --- every split apart, for every dataset config here -----------------------------------------

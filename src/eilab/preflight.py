@@ -1,0 +1,218 @@
+"""Refuse a configuration before anything is built, naming the key that cannot work.
+
+Three checks, each cheap: every argument given to a ``_target_`` fits the simple type hints
+of the callable it goes to (int, float, bool, str, lists of those, ``X | None``); the
+equivariance weight is not negative; the dataset images and the physics operator fit in the
+memory this machine has free (estimates measured on CPU, stated below).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hydra._internal.utils import _locate
+from omegaconf import DictConfig, OmegaConf
+
+from eilab.physics import CT, MRI, CompressedSensing, Inpainting
+
+HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+GB = 1e9
+SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work, named by its key."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse wrong argument types, a negative α and sizes that cannot fit in memory."""
+    for key, value in OmegaConf.to_container(cfg, resolve=False).items():
+        if key != "hydra" and isinstance(value, dict):  # resolve nodes only: run_name needs Hydra
+            node = OmegaConf.to_container(cfg[key], resolve=True, throw_on_missing=True)
+            check_targets(str(key), node)
+    check_alpha(cfg)
+    check_memory(cfg)
+
+
+def check_targets(path: str, value: object) -> None:
+    """Check the arguments of every ``_target_`` node at or below ``path``."""
+    if isinstance(value, dict):
+        if "_target_" in value:
+            check_arguments(path, value)
+        for key, item in value.items():
+            check_targets(f"{path}.{key}", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_targets(f"{path}[{index}]", item)
+
+
+def locate(node: dict) -> Callable | None:
+    """The callable a node's ``_target_`` names, or None (instantiate then names the error)."""
+    try:
+        return _locate(node["_target_"])
+    except ImportError:
+        return None
+
+
+def check_arguments(path: str, node: dict) -> None:
+    """Refuse keys the target does not take and values that do not fit its type hints."""
+    target = locate(node)
+    if target is None:
+        return
+    try:
+        parameters = inspect.signature(target).parameters
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except (NameError, TypeError, ValueError):  # no readable signature: nothing to check
+        return
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    for key, value in node.items():
+        if key in HYDRA_KEYS:
+            continue
+        if key not in parameters and not takes_any:
+            raise ConfigError(
+                f"{path}.{key} is not an argument of {node['_target_']} "
+                f"(it takes {', '.join(parameters)})"
+            )
+        if key in hints and not fits(value, hints[key]):
+            raise ConfigError(f"{path}.{key} must be {describe(hints[key])}, got {value!r}")
+
+
+def fits(value: object, hint: object) -> bool:
+    """Whether a config value fits a simple annotation; annotations not understood pass."""
+    if isinstance(value, dict) and "_target_" in value:
+        return True  # an object built by instantiate: its own node is checked
+    if hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, int | float)
+    if hint in SIMPLE:
+        return isinstance(value, hint)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, arg) for arg in args)
+    if origin in (tuple, list, Sequence):
+        if not isinstance(value, list | tuple):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(fits, value, args))
+        return all(fits(item, args[0]) for item in value) if args else True
+    if inspect.isclass(hint):
+        return isinstance(value, hint)  # e.g. nn.Module: only a node with _target_ builds one
+    return True  # Literal, Callable, type variables...: the callable itself judges those
+
+
+def describe(hint: object) -> str:
+    """An annotation in words: ``int | None`` -> 'an integer or null'."""
+    if hint is type(None):
+        return "null"
+    if hint in SIMPLE:
+        return SIMPLE[hint]
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(arg) for arg in sorted(args, key=lambda a: a is type(None)))
+    if origin in (tuple, list, Sequence) and args:
+        if origin is tuple and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} {PLURAL.get(args[0], 'values')}"
+        return f"a list of {PLURAL.get(args[0], 'values')}"
+    if inspect.isclass(hint):
+        return f"a {hint.__name__} (a node with _target_)"
+    return str(hint)
+
+
+def check_alpha(cfg: DictConfig) -> None:
+    """The equivariance weight must be a number >= 0: a negative one rewards breaking EI."""
+    alpha = OmegaConf.select(cfg, "equivariance.alpha")
+    if alpha is not None and (not fits(alpha, float) or alpha < 0):
+        raise ConfigError(f"equivariance.alpha must be a number >= 0, got {alpha!r}")
+
+
+# --- memory --------------------------------------------------------------------------------
+
+
+def available_bytes() -> int:
+    """Memory free for a new process: MemAvailable, capped by a cgroup v2 limit if there is one."""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        fields = dict(line.split(":", 1) for line in meminfo.read_text().splitlines())
+        free = int(fields["MemAvailable"].split()[0]) * 1024
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limit, used = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
+    if limit.exists() and used.exists() and limit.read_text().strip() != "max":
+        free = min(free, int(limit.read_text()) - int(used.read_text()))
+    return free
+
+
+def require_memory(needed: float, what: str) -> None:
+    """Refuse ``what`` if it needs more bytes than this machine has available."""
+    available = available_bytes()
+    if needed > available:
+        raise ConfigError(
+            f"{what} needs about {needed / GB:.1f} GB, this machine has "
+            f"{available / GB:.1f} GB available"
+        )
+
+
+def with_defaults(target: Callable, node: dict) -> dict:
+    """The node's arguments over the target's defaults."""
+    parameters = inspect.signature(target).parameters.items()
+    defaults = {k: p.default for k, p in parameters if p.default is not p.empty}
+    return defaults | {k: v for k, v in node.items() if k not in HYDRA_KEYS}
+
+
+def pixels(img_size: int | Sequence[int]) -> int:
+    """H·W of an ``int`` or ``(H, W)`` size."""
+    return img_size**2 if isinstance(img_size, int) else math.prod(img_size)
+
+
+# Peak bytes while building each operator, measured with ru_maxrss on CPU: CT's sparse Radon
+# matrices 280-520 bytes per pixel and view at 64²-128² with 50-100 views (67 once built);
+# compressed sensing about 6 float64 m × n matrices (Φ, its SVD, Φ⁺, float32 copies);
+# inpainting a float32 mask and an int64 permutation per pixel; MRI a float32 mask.
+OPERATOR_BYTES: dict[type, Callable[[dict], float]] = {
+    CT: lambda a: 455 * a["img_size"] ** 2 * a["n_views"],
+    CompressedSensing: lambda a: 6 * 8 * a["m"] * math.prod(a["img_shape"]),
+    Inpainting: lambda a: 12 * pixels(a["img_size"]),
+    MRI: lambda a: 4 * pixels(a["img_size"]),
+}
+
+
+def physics_bytes(physics: dict) -> float:
+    """Peak bytes of building the configured operator (0 for operators not listed above)."""
+    target = locate(physics)
+    estimate = OPERATOR_BYTES.get(target)
+    return estimate(with_defaults(target, physics)) if estimate else 0.0
+
+
+def dataset_bytes(dataset: dict) -> float:
+    """float32 bytes of the dataset images, where the config gives their count and size."""
+    counts = [dataset.get(key) for key in ("n_train", "n_val", "n_test")]
+    if "img_size" not in dataset or not all(isinstance(c, int) for c in counts):
+        return 0.0
+    return 4.0 * sum(counts) * dataset.get("channels", 1) * pixels(dataset["img_size"])
+
+
+def check_memory(cfg: DictConfig) -> None:
+    """Refuse a run whose dataset images and operator alone exceed the available memory."""
+    parts = {
+        "the dataset images": dataset_bytes(resolved(cfg, "dataset")),
+        "the physics operator": physics_bytes(resolved(cfg, "physics")),
+    }
+    needed = sum(parts.values())
+    detail = ", ".join(f"{name} {size / GB:.1f} GB" for name, size in parts.items() if size)
+    require_memory(needed, f"img_size={OmegaConf.select(cfg, 'img_size')} ({detail})")
+
+
+def resolved(cfg: DictConfig, key: str) -> dict:
+    """A top-level node as a resolved dict, empty if the config has none."""
+    node = cfg.get(key)
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_dict(node) else {}

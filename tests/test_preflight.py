@@ -1,0 +1,110 @@
+"""check_config refuses a config that cannot work, by key, before anything is built."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict, read_write
+
+import eilab
+from eilab import preflight
+from eilab.preflight import ConfigError, check_config
+
+CONF = Path(eilab.__file__).parent / "conf"
+GB = 1e9
+
+
+def compose_train(*overrides: str, tmp_path: Path | None = None):
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.runtime.output_dir = str(tmp_path or Path.cwd())
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["physics.n_views=abc"], "physics.n_views must be an integer, got 'abc'"),
+        (["physics.n_views=2.5"], "physics.n_views must be an integer, got 2.5"),
+        (["physics=cs", "physics.m=true"], "physics.m must be an integer, got True"),
+        (["physics=inpainting", "physics.drop_rate=abc"], "physics.drop_rate must be a number"),
+        (["physics=inpainting", "physics.img_size=[4,x]"], "an integer or a list of 2 integers"),
+        (["physics.filter_name=1"], "physics.filter_name must be a string, got 1"),
+        (["equivariance.n_trans=many"], "strategy.n_trans must be an integer, got 'many'"),
+        (
+            ["physics.noise=3"],
+            "physics.noise must be a Module (a node with _target_) or null, got 3",
+        ),
+        (["+physics.n_view=3"], "physics.n_view is not an argument of eilab.physics.CT"),
+        (["equivariance.alpha=-1"], "equivariance.alpha must be a number >= 0, got -1"),
+    ],
+)
+def test_wrong_values_are_named_by_key(overrides, message, tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(compose_train(*overrides, tmp_path=tmp_path))
+
+
+def test_ints_pass_for_floats_and_zero_alpha_is_allowed(tmp_path):
+    check_config(compose_train("physics=mri", "physics.acceleration=4", tmp_path=tmp_path))
+    check_config(compose_train("equivariance.alpha=0", tmp_path=tmp_path))
+
+
+GROUPS = ("physics", "group", "model", "dataset", "strategy", "trainer", "logger", "callbacks")
+GROUPS += ("debug", "experiment")
+FILES = {"images": "root", "urban100": "root", "dicom": "root", "ct100": "path"}
+
+
+def every_shipped_option() -> list[list[str]]:
+    """One override per yaml of every config group (with a path where a dataset needs one)."""
+    cases = []
+    for group in GROUPS:
+        for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+            given = [f"dataset.{FILES[option]}=/data"] if option in FILES else []
+            cases.append([f"{group}={option}", *given])
+    return cases
+
+
+def test_every_shipped_config_passes(tmp_path):
+    for overrides in every_shipped_option():
+        check_config(compose_train(*overrides, tmp_path=tmp_path))
+
+
+def test_absurd_image_size_is_refused_with_the_estimate(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        check_config(compose_train("img_size=100000", tmp_path=tmp_path))
+    message = str(error.value)
+    assert "the dataset images 4400.0 GB" in message  # 110 ellipse images of 10⁵ × 10⁵ float32
+    assert "the physics operator 227500.0 GB" in message  # CT: 455 bytes × N² × 50 views
+    assert "this machine has" in message and "GB available" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needed_gb"),
+    [
+        (["img_size=256"], 1.49 + 0.03),  # CT 455 × 256² × 50 + 110 images of 256²
+        (["physics=cs", "physics.m=2000", "img_size=128"], 1.57 + 0.01),  # 6 × 8 × m × n
+        (["physics=inpainting", "img_size=8192"], 0.81 + 29.5),  # 12 B/pixel + 110 images
+    ],
+)
+def test_memory_estimate_against_what_is_available(overrides, needed_gb, tmp_path, monkeypatch):
+    cfg = compose_train(*overrides, tmp_path=tmp_path)
+    monkeypatch.setattr(preflight, "available_bytes", lambda: int(1.01 * needed_gb * GB))
+    check_config(cfg)
+    monkeypatch.setattr(preflight, "available_bytes", lambda: int(0.99 * needed_gb * GB))
+    with pytest.raises(ConfigError, match=rf"needs about {needed_gb:.1f} GB, this machine has"):
+        check_config(cfg)
+
+
+def test_available_memory_is_read_from_the_system():
+    total = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    assert 0 < preflight.available_bytes() <= total
