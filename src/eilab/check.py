@@ -69,7 +69,9 @@ def run(cfg: DictConfig) -> Identifiability:
     needed = dense_bytes(n, m)
     what = f"the dense analysis of img_size={cfg.img_size} (n = {n} unknowns, m = {m} measurements)"
     require_memory(needed, what)
-    print(f"{what}: about {needed / GB:.2f} GB", flush=True)
+    elements = len(group.elements(img_shape[1:]))
+    print(f"{what}: about {needed / GB:.2f} GB; an SVD of A, then {elements} group elements")
+    print("(a long analysis prints its progress and the time left every 10 s)", flush=True)
     result = analyse(physics, group, img_shape, progress=Progress())
     print(report(result))
     return result
