@@ -108,3 +108,11 @@ def test_available_memory_is_read_from_the_system():
         if line.startswith("MemTotal:")
     )
     assert 0 < preflight.available_bytes() <= total
+
+
+def test_targets_outside_eilab_lightning_torch_are_not_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "stranger_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nx = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    preflight.check_targets("model", {"_target_": "stranger_module.x", "width": "abc"})
+    assert not marker.exists()

@@ -14,6 +14,7 @@ import os
 import types
 import typing
 from collections.abc import Callable, Sequence
+from os import PathLike
 from pathlib import Path
 
 from hydra._internal.utils import _locate
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from eilab.physics import CT, MRI, CompressedSensing, Inpainting
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+TRUSTED_PACKAGES = ("eilab", "lightning", "torch")
 GB = 1e9
 SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
@@ -54,9 +56,16 @@ def check_targets(path: str, value: object) -> None:
 
 
 def locate(node: dict) -> Callable | None:
-    """The callable a node's ``_target_`` names, or None (instantiate then names the error)."""
+    """The callable a node's ``_target_`` names, or None (instantiate then names the error).
+
+    Locating imports the target's module, so only the packages eilab's configs use are looked
+    up: a config from elsewhere cannot make this check import arbitrary code.
+    """
+    target = node["_target_"]
+    if not isinstance(target, str) or target.split(".")[0] not in TRUSTED_PACKAGES:
+        return None
     try:
-        return _locate(node["_target_"])
+        return _locate(target)
     except ImportError:
         return None
 
@@ -105,8 +114,8 @@ def fits(value: object, hint: object) -> bool:
         if origin is tuple and args and args[-1] is not Ellipsis:
             return len(value) == len(args) and all(map(fits, value, args))
         return all(fits(item, args[0]) for item in value) if args else True
-    if inspect.isclass(hint):
-        return isinstance(value, hint)  # e.g. nn.Module: only a node with _target_ builds one
+    if inspect.isclass(hint):  # e.g. nn.Module: only a node with _target_ builds one
+        return isinstance(value, hint) or (isinstance(value, str) and issubclass(hint, PathLike))
     return True  # Literal, Callable, type variables...: the callable itself judges those
 
 
