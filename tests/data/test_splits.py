@@ -28,10 +28,6 @@ from eilab.physics.noise import GaussianNoise
 
 CONF = Path(eilab.__file__).parent / "conf" / "dataset"
 CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))
-VAL_FROM_PENDING = (
-    "pending change by the folders helper (issue 14, point 1): val_from defaults to 'test', "
-    "so validation is the first test images; it becomes 'train' (held out from training)"
-)
 
 
 # --- small files for the folder-based configs -------------------------------------------------
@@ -137,16 +133,11 @@ BUILDERS: dict[str, Callable[[Path], list[str]]] = {
 SKIPPED: dict[str, str] = {}
 #: Configs whose loader names each image's source: a photograph or a slice.
 WITH_SOURCES = {"photos", "head_ct", "dicom"}
-PENDING = {name: VAL_FROM_PENDING for name in ("images", "ct100", "urban100")}
 
 
 def case(name: str):
     if name in SKIPPED:
         return pytest.param(name, marks=pytest.mark.skip(reason=SKIPPED[name]))
-    if name in PENDING:
-        return pytest.param(
-            name, marks=pytest.mark.xfail(raises=AssertionError, strict=True, reason=PENDING[name])
-        )
     return name
 
 
