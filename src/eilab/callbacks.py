@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from skimage.io import imsave
 
+from eilab.rundir import IDENTITY_KEY
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -38,14 +40,36 @@ class StopOnNonFiniteLoss(L.Callback):
 
 
 def latest_checkpoint(trainer: L.Trainer) -> str:
-    """The checkpoint to resume from: an unmonitored ModelCheckpoint's (it saves every epoch)
-    before a monitored one's, or "none yet"."""
-    callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is not None)
-    for callback in callbacks:
-        for path in (callback.last_model_path, callback.best_model_path):
-            if path and Path(path).is_file():
-                return path
-    return "none yet"
+    """The checkpoint to resume from: the last one, else the best one, else "none yet"."""
+    files = checkpoint_files(trainer)
+    return files.get("last") or files.get("best") or "none yet"
+
+
+def checkpoint_files(trainer: L.Trainer) -> dict[str, str]:
+    """The run's checkpoint files on disk by role: "last" from an unmonitored ModelCheckpoint
+    (it saves every epoch), "best" from a monitored one."""
+    files: dict[str, str] = {}
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is None:
+            role, path = "last", callback.last_model_path or callback.best_model_path
+        else:
+            role, path = "best", callback.best_model_path
+        if path and Path(path).is_file():
+            files.setdefault(role, path)
+    return files
+
+
+class StampIdentity(L.Callback):
+    """Store the run's identity (eilab.rundir.identity) in every checkpoint, so a resumption
+    with another strategy, physics, size, model or data is refused before it trains."""
+
+    def __init__(self, identity: dict) -> None:
+        self.identity = identity
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint[IDENTITY_KEY] = self.identity
 
 
 class EpochTimer(L.Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,10 +11,19 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from eilab import rundir
+from eilab.callbacks import StampIdentity, checkpoint_files
+from eilab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from eilab.data import MeasurementDataModule
 from eilab.guard import check_group_helps
+
+#: Logger targets that delete an existing metrics.csv in their log folder.
+CSV_LOGGERS = (
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.loggers.csv_logs.CSVLogger",
+)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
@@ -35,21 +45,87 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
     return module, datamodule
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Fit (resuming from ``cfg.ckpt_path`` if set), test the last weights, write metrics.json."""
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module, datamodule = build(cfg)
-    loggers = list(instantiate(cfg.logger).values()) if cfg.logger else False
-    callbacks = list(instantiate(cfg.callbacks).values()) if cfg.callbacks else []
-    trainer = instantiate(
-        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
+def check_trainer(cfg: DictConfig) -> None:
+    """Refuse trainer settings that would train nothing, before any work."""
+    max_epochs = cfg.trainer.get("max_epochs")
+    if isinstance(max_epochs, int) and (max_epochs == 0 or max_epochs < -1):
+        raise ValueError(
+            f"trainer.max_epochs={max_epochs} trains nothing: give a positive number of epochs "
+            "(or -1 with trainer.max_steps)"
+        )
+
+
+def logger_configs(logger: DictConfig, version: str) -> DictConfig:
+    """The loggers' configs; a resumed attempt's CSVLogger writes a new version folder
+    (``logs/<attempt>/``), because CSVLogger deletes an existing metrics.csv."""
+    loggers = copy.deepcopy(logger)
+    with open_dict(loggers):
+        for node in loggers.values():
+            if version and node.get("_target_") in CSV_LOGGERS:
+                node.version = version
+    return loggers
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, attempt: rundir.Attempt) -> L.Trainer:
+    """The configured Trainer, with atomic checkpoint saves recorded in run.json and every
+    checkpoint stamped with the run's identity."""
+    loggers = (
+        list(instantiate(logger_configs(cfg.logger, attempt.log_version)).values())
+        if cfg.logger
+        else False
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
+    callbacks = list(instantiate(cfg.callbacks).values()) if cfg.callbacks else []
+    callbacks.append(StampIdentity(rundir.identity(cfg)))
+    trainer: L.Trainer | None = None
+
+    def record() -> None:
+        rundir.record_checkpoints(attempt, checkpoint_files(trainer))
+
+    trainer = instantiate(
+        cfg.trainer,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO(after_save=record)],
+    )
+    return trainer
+
+
+def hydra_attempt() -> tuple[list[str], str | None]:
+    """This attempt's Hydra overrides and the subdirectory holding its saved config."""
+    if not HydraConfig.initialized():
+        return [], None
+    hydra_cfg = HydraConfig.get()
+    return list(hydra_cfg.overrides.task), hydra_cfg.output_subdir
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Fit (resuming when asked: see conf/train.yaml), test the last weights, write metrics.json.
+
+    ``run_dir`` belongs to this run while it trains (eilab.rundir): an earlier run there is
+    resumed only when asked, with the same identity, and its files are kept.
+    """
+    check_trainer(cfg)
+    with rundir.claim(run_dir, cfg.resume, cfg.ckpt_path) as attempt:
+        if attempt.resume_from is not None:
+            resumed = load_checkpoint(attempt.resume_from)
+            rundir.check_same_run(resumed, rundir.identity(cfg), attempt.resume_from)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module, datamodule = build(cfg)
+        rundir.record_start(attempt, cfg, *hydra_attempt())
+        trainer = make_trainer(cfg, run_dir, attempt)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=attempt.resume_from, weights_only=True)
+        results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        if trainer.is_global_zero:
+            (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+            rundir.record_end(attempt, results)
+            print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
     return results
+
+
+# Hydra resolves hydra.output_subdir (conf/train.yaml) just before writing the run's config:
+# the resolver claims the run directory there, so a refused attempt never touches .hydra/.
+OmegaConf.register_new_resolver("eilab.hydra_subdir", rundir.hydra_subdir, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

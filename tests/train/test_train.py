@@ -13,7 +13,8 @@ ROOT = Path(__file__).parents[2]
 
 
 def eilab_train(*overrides: str, cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": extra_path} if extra_path else None
+    path = os.pathsep.join(filter(None, [extra_path, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path} if extra_path else None
     command = [sys.executable, "-m", "eilab.train", *overrides]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 

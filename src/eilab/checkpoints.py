@@ -1,0 +1,97 @@
+"""Checkpoint files that are whole or absent, and loads that name a damaged file.
+
+Lightning's own ``TorchCheckpointIO`` writes through fsspec, which stages the file in /tmp and
+copies it over the target: on a full disk a partial ``best-epoch=0.ckpt`` stayed behind.
+:class:`AtomicCheckpointIO` writes a temporary file in the checkpoint's own directory, fsyncs it
+and renames it over the target (``os.replace`` is atomic within one filesystem), so a failed
+save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+#: What torch.load raises on a truncated, cut or garbled file (an empty file: EOFError; a cut
+#: zip: RuntimeError from the zip reader or OSError [Errno 22]; garbage: UnpicklingError).
+DAMAGED = (EOFError, RuntimeError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file cannot be read back: truncated, cut short or not a checkpoint."""
+
+
+def corrupt(path: str | os.PathLike, error: BaseException) -> CorruptCheckpointError:
+    """The named error for a checkpoint that failed to load, with the reader's first line."""
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:200]})")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """A Lightning checkpoint read with ``weights_only=True``; a damaged file is named."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except DAMAGED as error:
+        raise corrupt(path, error) from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise corrupt(path, ValueError("no state_dict: not a Lightning checkpoint"))
+    return checkpoint
+
+
+def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file beside ``path``, fsync, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO for local files: atomic saves, loads that name a damaged file.
+
+    ``after_save`` runs after each completed save (eilab-train records the run's checkpoints).
+    """
+
+    def __init__(self, after_save: Callable[[], None] | None = None) -> None:
+        self.after_save = after_save
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        atomic_save(checkpoint, Path(path))
+        if self.after_save is not None:
+            self.after_save()
+
+    def load_checkpoint(self, path: str | os.PathLike, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return super().load_checkpoint(path, *args, **kwargs)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        except DAMAGED as error:
+            raise corrupt(path, error) from error
