@@ -1,64 +1,196 @@
-"""eilab-eval: reconstruct and score with a trained run's checkpoint."""
+"""eilab-eval: reconstruct and score with a trained run's checkpoint.
+
+A run directory may come from anyone, so loading it is reading data, not running code: the saved
+config may use only SAFE_RESOLVERS, must resolve to plain values, and may name only the
+constructors in EVAL_TARGETS (compared exactly, after resolution); anything else is an
+UnsafeRunConfigError before any object is built. Checkpoints load with weights_only=True, and
+"last"/"best" are the files the run recorded in its run.json.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, grammar_parser
+from omegaconf.errors import GrammarParseError
+from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from skimage.io import imsave
 
+from eilab import rundir
+from eilab.checkpoints import load_checkpoint
 from eilab.metrics import psnr
 from eilab.train import build
 
-ALLOWED_TARGETS = ("eilab.", "lightning.", "torch.")
+#: The only constructors eilab-eval builds from a saved run, compared exactly after resolution:
+#: every ``_target_`` under src/eilab/conf except the Trainer, loggers and callbacks (eval builds
+#: none of those, see TRAIN_ONLY), and the noise models and strategies configs may name.
+EVAL_TARGETS = (
+    "eilab.physics.CT",
+    "eilab.physics.CompressedSensing",
+    "eilab.physics.Inpainting",
+    "eilab.physics.MRI",
+    "eilab.physics.GaussianNoise",
+    "eilab.physics.PoissonNoise",
+    "eilab.physics.PoissonGaussianNoise",
+    "eilab.physics.TransmissionNoise",
+    "eilab.physics.noise.GaussianNoise",
+    "eilab.physics.noise.PoissonNoise",
+    "eilab.physics.noise.PoissonGaussianNoise",
+    "eilab.physics.noise.TransmissionNoise",
+    "eilab.groups.Rotate",
+    "eilab.groups.Shift",
+    "eilab.groups.Reflect",
+    "eilab.groups.Compose",
+    "eilab.models.UNet",
+    "eilab.models.PatchDiscriminator",
+    "eilab.data.ellipse_splits",
+    "eilab.data.folders.ct100_mat_splits",
+    "eilab.data.folders.dicom_folder_splits",
+    "eilab.data.folders.image_folder_splits",
+    "eilab.data.folders.urban100_splits",
+    "eilab.data.head_ct.head_ct_splits",
+    "eilab.data.photos.photo_splits",
+    "eilab.data.toy.triangle_splits",
+    "eilab.strategies.MC",
+    "eilab.strategies.EI",
+    "eilab.strategies.EIAdv",
+    "eilab.strategies.Sup",
+    "eilab.strategies.EISup",
+    "eilab.strategies.REI",
+)
+#: Resolvers a saved config may use: they read the config, the time or Hydra's settings. Refused
+#: are all others, notably oc.create and oc.decode (they turn text into config nodes, which
+#: could name any target after the check) and oc.env (it reads the environment).
+SAFE_RESOLVERS = ("hydra", "now", "oc.select")
+#: Top-level keys only eilab-train uses (Trainer, loggers, callbacks, the run's name): eval
+#: drops them unresolved and builds nothing from them.
+TRAIN_ONLY = ("trainer", "logger", "callbacks", "run_name")
 
 
-def check_targets(node, allowed: tuple[str, ...] = ALLOWED_TARGETS, path: str = "") -> None:
-    """Refuse a config read back from disk if any ``_target_`` lies outside ``allowed``."""
+INTERPOLATION = OmegaConfGrammarParser.InterpolationContext
+
+
+class UnsafeRunConfigError(ValueError):
+    """A saved run's config asks for something eilab-eval does not build or resolve."""
+
+
+def resolvers_in(text: str) -> list[str]:
+    """The resolver names an OmegaConf string calls ("?" for a name built by interpolation)."""
+    names, stack = [], [grammar_parser.parse(text)]
+    while stack:
+        node = stack.pop()
+        children = getattr(node, "children", None) or []  # none on a terminal symbol
+        if isinstance(node, OmegaConfGrammarParser.ResolverNameContext):
+            dynamic = any(isinstance(child, INTERPOLATION) for child in children)
+            names.append("?" if dynamic else node.getText())
+        stack.extend(children)
+    return names
+
+
+def leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every leaf of nested dicts and lists."""
     if isinstance(node, dict):
-        target = node.get("_target_")
-        if target is not None and not str(target).startswith(allowed):
-            raise ValueError(f"{path}._target_ = {target!r} is not allowed (allowed: {allowed})")
         for key, value in node.items():
-            check_targets(value, allowed, f"{path}.{key}" if path else str(key))
+            yield from leaves(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            check_targets(value, allowed, f"{path}[{index}]")
+            yield from leaves(value, f"{path}[{index}]")
+    else:
+        yield path, node
 
 
-def load_run(run_dir: Path, checkpoint: str, device: str):
-    """Rebuild a run's module and data from its saved config and load its weights."""
+def refuse_resolvers(raw: dict, source: Path) -> None:
+    """Refuse any resolver outside SAFE_RESOLVERS, before anything is resolved."""
+    for path, value in leaves(raw):
+        if isinstance(value, str) and "${" in value:
+            try:
+                names = resolvers_in(value)
+            except GrammarParseError as error:
+                raise UnsafeRunConfigError(f"{source}: {path} = {value!r}: {error}") from error
+            for name in names:
+                if name not in SAFE_RESOLVERS:
+                    raise UnsafeRunConfigError(
+                        f"{source}: {path} uses the resolver {name!r}, which is not allowed in "
+                        f"a saved run (allowed: {', '.join(SAFE_RESOLVERS)})"
+                    )
+
+
+def check_resolved(resolved: dict, source: Path) -> None:
+    """Refuse a ``_target_`` outside EVAL_TARGETS, or a value that is an interpolation again
+    (an escaped ``\\${...}`` resolves to one, and building would resolve it)."""
+    for path, value in leaves(resolved):
+        if isinstance(value, str) and "${" in value:
+            raise UnsafeRunConfigError(
+                f"{source}: {path} resolves to {value!r}, an interpolation again: a saved run "
+                "must resolve to plain values"
+            )
+        if path.rsplit(".", 1)[-1] == "_target_" and value not in EVAL_TARGETS:
+            raise UnsafeRunConfigError(
+                f"{source}: {path} = {value!r} is not allowed: eilab-eval builds only "
+                "eilab's own constructors (eilab.eval.EVAL_TARGETS)"
+            )
+
+
+def load_config(run_dir: Path) -> DictConfig:
+    """A run's saved config as data: resolvers checked, resolved, targets checked, rebuilt.
+
+    Nothing is built here; any refused item is an :class:`UnsafeRunConfigError`.
+    """
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} not found: is {run_dir} an eilab-train run?")
     saved = OmegaConf.load(config_file)
-    check_targets(OmegaConf.to_container(saved, resolve=False))
-    ckpt = Path(checkpoint)
+    refuse_resolvers(OmegaConf.to_container(saved, resolve=False), config_file)
+    resolved = {}
+    for key in saved:
+        if key not in TRAIN_ONLY:
+            value = saved[key]
+            resolved[key] = (
+                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+    check_resolved(resolved, config_file)
+    return OmegaConf.create(resolved)
+
+
+def load_run(run_dir: Path, checkpoint: str, device: str):
+    """Rebuild a run's module and data from its saved config and load its weights.
+
+    ``checkpoint`` "last" or "best" is the file the run recorded in run.json; else a path.
+    """
+    cfg = load_config(run_dir)
     if checkpoint in ("last", "best"):
-        found = sorted((run_dir / "checkpoints").glob(f"{checkpoint}*.ckpt"))
-        if not found:
-            raise FileNotFoundError(f"no {checkpoint} checkpoint in {run_dir / 'checkpoints'}")
-        ckpt = found[-1]
-    module, datamodule = build(saved)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        ckpt = rundir.recorded_checkpoint(run_dir, checkpoint, hint="checkpoint")
+    else:
+        ckpt = Path(checkpoint)
+    state = load_checkpoint(ckpt)["state_dict"]
+    module, datamodule = build(cfg)
     module.load_state_dict(state)
     return module.to(device).eval(), datamodule, ckpt
 
 
 def load_measurements(path: Path) -> torch.Tensor:
-    """Measurements from a .pt (tensor) or .npy file, as float32."""
+    """Measurements from a .pt (tensor) or .npy file, as float32; NaN or Inf is refused."""
     if not path.exists():
         raise FileNotFoundError(f"measurements file {path} not found")
     try:
         data = torch.load(path, weights_only=True) if path.suffix == ".pt" else np.load(path)
     except Exception as error:
         raise ValueError(f"cannot read measurements from {path}: {error}") from error
-    return torch.as_tensor(data, dtype=torch.float32)
+    measurements = torch.as_tensor(data, dtype=torch.float32)
+    bad = int((~torch.isfinite(measurements)).sum())
+    if bad:
+        raise ValueError(
+            f"measurements file {path} holds {bad} non-finite values (NaN or Inf) out of "
+            f"{measurements.numel()}"
+        )
+    return measurements
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
