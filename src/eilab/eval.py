@@ -44,6 +44,7 @@ EVAL_TARGETS = (
     "eilab.physics.noise.PoissonNoise",
     "eilab.physics.noise.PoissonGaussianNoise",
     "eilab.physics.noise.TransmissionNoise",
+    "eilab.physics.noise.TransmissionNoise.for_field_of_view",
     "eilab.groups.Rotate",
     "eilab.groups.Shift",
     "eilab.groups.Reflect",
