@@ -3,6 +3,7 @@
 import pytest
 import torch
 from tiny_inpainting import fit_and_test, quiet_trainer
+from torch import nn
 from torch.utils.data import DataLoader
 
 from eilab.data import MeasurementDataset
@@ -32,11 +33,31 @@ def build(name: str, physics):
 
 
 STRATEGIES = ["mc", "ei", "ei_adv", "sup", "ei_sup"]
+# The total each strategy minimises, from the terms it reports (α = 3, β = 0.5 below).
+TOTALS = {
+    "mc": lambda t: t["loss_mc"],
+    "ei": lambda t: t["loss_mc"] + 3 * t["loss_ei"],
+    "ei_adv": lambda t: t["loss_mc"] + 3 * t["loss_ei"] + 0.5 * t["loss_adv"],
+    "sup": lambda t: t["loss_sup"],
+    "ei_sup": lambda t: t["loss_sup"] + 3 * t["loss_ei"],
+}
+
+
+class ConstantCritic(nn.Module):
+    """A discriminator that gives every patch of every image the same score."""
+
+    def __init__(self, score: float) -> None:
+        super().__init__()
+        self.score = score
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x), 1, 2, 2), self.score)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_training_loss_drops_on_a_fixed_batch(name, inpainting_problem):
     physics, train_set, _ = inpainting_problem
+    torch.manual_seed(0)  # the same initial weights whatever ran before
     module = build(name, physics)
     batch = next(iter(DataLoader(train_set, batch_size=8)))
     inputs = (batch["y"], batch["x"]) if module.uses_ground_truth else (batch["y"],)
@@ -50,6 +71,30 @@ def test_training_loss_drops_on_a_fixed_batch(name, inpainting_problem):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_training_losses_report_every_term_of_the_total(name, inpainting_problem):
+    physics, train_set, _ = inpainting_problem
+    module = build(name, physics)
+    if hasattr(module, "alpha"):
+        module.alpha = 3.0
+    if hasattr(module, "beta"):
+        module.beta = 0.5
+    batch = next(iter(DataLoader(train_set, batch_size=4)))
+    inputs = (batch["y"], batch["x"]) if module.uses_ground_truth else (batch["y"],)
+    losses = module.training_losses(*inputs)
+    assert torch.allclose(losses["loss"], TOTALS[name](losses), rtol=1e-6, atol=0)
+
+
+def test_ei_adv_losses_are_lsgan_terms_of_its_discriminator(inpainting_problem):
+    physics, train_set, _ = inpainting_problem
+    module = EIAdv(physics, small_net(), Shift(), ConstantCritic(0.25), alpha=1.0, beta=0.5)
+    batch = next(iter(DataLoader(train_set, batch_size=4)))
+    losses = module.training_losses(batch["y"])
+    assert float(losses["loss_adv"]) == pytest.approx((0.25 - 1) ** 2)  # G wants D(x2) = 1
+    # D wants D(x1) = 1 and D(x2) = 0
+    assert float(losses["loss_disc"]) == pytest.approx(((0.25 - 1) ** 2 + 0.25**2) / 2)
 
 
 def test_ei_learns_the_null_space_and_mc_does_not(inpainting_problem):
@@ -71,11 +116,13 @@ def test_sup_overfits_one_batch(inpainting_problem):
 
 
 def test_ei_adv_updates_both_networks(inpainting_problem):
-    physics, train_set, test_set = inpainting_problem
+    physics, train_set, _ = inpainting_problem
     module = build("ei_adv", physics)
     generator_before = [p.detach().clone() for p in module.reconstructor.parameters()]
     critic_before = [p.detach().clone() for p in module.adversarial.parameters()]
-    fit_and_test(module, train_set, test_set, steps=3)
+    trainer = quiet_trainer(4)  # two batches: Lightning counts G's and D's steps
+    trainer.fit(module, DataLoader(train_set, batch_size=4))
+    assert {"train/loss_adv", "train/loss_disc"} <= set(trainer.callback_metrics)
     generator_after = list(module.reconstructor.parameters())
     critic_after = list(module.adversarial.parameters())
     generator_moved = zip(generator_before, generator_after, strict=True)
@@ -103,3 +150,18 @@ def test_supervised_strategies_do_read_the_ground_truth(name, inpainting_problem
     batch = next(iter(DataLoader(train_set, batch_size=2)))
     loss = module.training_losses(batch["y"], torch.full_like(batch["x"], float("nan")))["loss"]
     assert torch.isnan(loss)
+
+
+@pytest.mark.parametrize("name", ["ei", "ei_adv", "ei_sup"])
+def test_a_negative_alpha_is_refused_and_named(name, inpainting_problem):
+    physics, _, _ = inpainting_problem
+    cls = {"ei": EI, "ei_adv": EIAdv, "ei_sup": EISup}[name]
+    extra = [PatchDiscriminator(1, widths=(16,))] if name == "ei_adv" else []
+    with pytest.raises(ValueError, match="alpha"):
+        cls(physics, small_net(), Shift(), *extra, alpha=-1.0)
+
+
+def test_a_negative_beta_is_refused_and_named(inpainting_problem):
+    physics, _, _ = inpainting_problem
+    with pytest.raises(ValueError, match="beta"):
+        EIAdv(physics, small_net(), Shift(), PatchDiscriminator(1, widths=(16,)), beta=-0.1)

@@ -23,6 +23,8 @@ class EI(ReconstructionModule):
         **optim,
     ) -> None:
         super().__init__(physics, network, **optim)
+        if alpha < 0:
+            raise ValueError(f"{type(self).__name__}: alpha must be >= 0, got {alpha}")
         self.ei_loss = EILoss(group, n_trans)
         self.alpha = alpha
 

@@ -32,30 +32,39 @@ class EIAdv(EI):
         **optim,
     ) -> None:
         super().__init__(physics, network, group, alpha, n_trans, **optim)
+        if beta < 0:
+            raise ValueError(f"EIAdv: beta must be >= 0, got {beta}")
         self.adversarial = AdversarialLoss(discriminator)
         self.beta = beta
         self.lr_discriminator = self.lr if lr_discriminator is None else lr_discriminator
         self.automatic_optimization = False
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        y = batch["y"]
-        opt_g, opt_d = self.optimizers()
+    def training_losses(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G's terms and total ("loss"), and D's own loss ("loss_disc", on detached images).
+
+        Minimising "loss" trains f; "loss_disc" is stepped separately, by D's optimiser only.
+        """
         x1 = self(y)
         x2, x3 = self.ei_loss.transformed_pair(x1, self.reconstructor, self.physics)
         mc = self.mc_loss(x1, y, self.physics)
         ei = F.mse_loss(x3, x2)
         adv = self.adversarial.generator_loss(x2)
-        loss = mc + self.alpha * ei + self.beta * adv
-        opt_g.zero_grad()
-        self.manual_backward(loss)
-        opt_g.step()
         disc = self.adversarial.discriminator_loss(x1, x2)
+        loss = mc + self.alpha * ei + self.beta * adv
+        return {"loss": loss, "loss_mc": mc, "loss_ei": ei, "loss_adv": adv, "loss_disc": disc}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Step G on "loss", then D on "loss_disc": two optimisers in turn on every batch."""
+        opt_g, opt_d = self.optimizers()
+        losses = self.training_losses(batch["y"])
+        opt_g.zero_grad()
+        self.manual_backward(losses["loss"])
+        opt_g.step()
         opt_d.zero_grad()
-        self.manual_backward(disc)
+        self.manual_backward(losses["loss_disc"])
         opt_d.step()
-        losses = {"loss": loss, "loss_mc": mc, "loss_ei": ei, "loss_adv": adv, "loss_disc": disc}
-        self.log_losses("train", losses, len(y))
-        return loss
+        self.log_losses("train", losses, len(batch["y"]))
+        return losses["loss"]
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
