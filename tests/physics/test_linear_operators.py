@@ -14,6 +14,7 @@ OPERATORS = {
     "mri": (lambda **kw: MRI(16, acceleration=4, **kw), (2, 16, 16), True),
 }
 PSEUDO_INVERSES = [name for name, (_, _, exact) in OPERATORS.items() if exact]
+SEEDED = ["inpainting", "cs", "mri"]  # drawn from a seed; CT is fixed by its geometry alone
 
 
 def make(name: str, device: str, dtype: torch.dtype, **kwargs):
@@ -49,26 +50,16 @@ def test_adjoint_is_exact(name, dtype, tol, device):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_autograd_of_A_is_the_adjoint(name, dtype, device):
-    physics, shape = make(name, device, dtype)
-    x, y = random_pair(physics, shape, seed=1)
-    x.requires_grad_(True)
-    (grad,) = torch.autograd.grad(torch.sum(physics.A(x) * y), x)
-    expected = physics.A_adjoint(y)
-    assert torch.allclose(grad, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
-
-
-@pytest.mark.parametrize("name", OPERATORS)
-def test_autograd_of_A_dagger_is_its_transpose(name, device):
+@pytest.mark.parametrize("method", ["A", "A_adjoint", "A_dagger"])
+def test_autograd_gradient_matches_finite_differences(name, method, device):
+    """Backward passes agree with the forward: CT's are hand-written sparse transposes, and
+    any operator that leaves autograd (detach, numpy, no_grad) would give no gradient."""
     physics, shape = make(name, device, torch.float64)
-    x, y = random_pair(physics, shape, seed=2)
-    y.requires_grad_(True)
-    (grad,) = torch.autograd.grad(torch.sum(physics.A_dagger(y) * x), y)
-    # <A† y, x> is linear in y, so a finite difference along any direction equals the gradient.
-    direction = torch.randn_like(y)
-    step = torch.sum(physics.A_dagger(y + direction) * x) - torch.sum(physics.A_dagger(y) * x)
-    assert torch.allclose(torch.sum(grad * direction), step, rtol=1e-8)
+    x, y = random_pair(physics, shape, batch=1, seed=1)
+    inputs = (x if method == "A" else y).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        getattr(physics, method), inputs, atol=1e-10, rtol=1e-6, fast_mode=True
+    )
 
 
 @pytest.mark.parametrize("name", PSEUDO_INVERSES)
@@ -90,9 +81,12 @@ def test_noise_is_added_and_reproducible(name, device):
     assert 0.08 < float(residual) < 0.12
 
 
-@pytest.mark.parametrize("name", OPERATORS)
-def test_operator_is_deterministic_across_instances(name):
-    first, shape = make(name, "cpu", torch.float64)
-    second, _ = make(name, "cpu", torch.float64)
+@pytest.mark.parametrize("name", SEEDED)
+def test_the_seed_alone_fixes_a_random_operator(name):
+    first, shape = make(name, "cpu", torch.float64, seed=0)
     x, _ = random_pair(first, shape, seed=6)
-    assert torch.equal(first.A(x), second.A(x))
+    torch.rand(1)  # moves the global random state, which must not matter
+    same, _ = make(name, "cpu", torch.float64, seed=0)
+    other, _ = make(name, "cpu", torch.float64, seed=1)
+    assert torch.equal(first.A(x), same.A(x))
+    assert not torch.equal(first.A(x), other.A(x))
