@@ -8,9 +8,15 @@ import lightning as L
 import torch
 from torch import nn
 
-from eilab.losses import MCLoss
+from eilab.losses import MCLoss, SURELoss
 from eilab.metrics import image_metrics
 from eilab.models.reconstructor import Reconstructor
+
+#: Seed of the random draws (group elements, re-applied noise, SURE probes) behind the
+#: ground-truth-free validation losses: the same draws at every validation, so that the values
+#: of two epochs (or two runs) differ only because the network did.
+VALIDATION_SEED = 0
+SELECTION_MODES = ("min", "max")
 
 
 class ReconstructionModule(L.LightningModule):
@@ -20,6 +26,16 @@ class ReconstructionModule(L.LightningModule):
     class sets ``uses_ground_truth``, so a self-supervised strategy cannot read x even by
     mistake. Validation and test evaluate f(y) and the A†y baseline against the ground truth
     (PSNR, SSIM); that is the only place self-supervised strategies meet x.
+
+    Self-supervised strategies also log ground-truth-free losses on the held-out measurements:
+    their training losses (``loss``, ``loss_mc``, ``loss_ei``, ...) and ``sure``, the SURE of
+    the measurement-domain error under the physics' noise model (the MC loss when there is no
+    noise), all with seeded random draws (VALIDATION_SEED). ``selection_metric`` and
+    ``selection_mode`` name the logged value that selects a model (best checkpoint, early
+    stopping, sweeps): by default ``val/sure`` (min) for self-supervised strategies, which a
+    user without ground truth can compute, and ``val/psnr`` (max) for those that use it.
+    Measurement-domain criteria cannot see the null space of A: they rank how well f explains
+    the measurements, not what it invents where A is blind.
     """
 
     uses_ground_truth: bool = False
@@ -33,11 +49,23 @@ class ReconstructionModule(L.LightningModule):
         milestones: Sequence[int] = (),
         gamma: float = 0.1,
         ssim: bool = True,
+        selection_metric: str | None = None,
+        selection_mode: str | None = None,
     ) -> None:
         super().__init__()
         self.physics = physics
         self.reconstructor = Reconstructor(physics, network)
         self.mc_loss = MCLoss()
+        noise = getattr(physics, "noise", None)
+        self.sure_loss = None if self.uses_ground_truth or noise is None else SURELoss(noise)
+        default = ("val/psnr", "max") if self.uses_ground_truth else ("val/sure", "min")
+        self.selection_metric = selection_metric or default[0]
+        self.selection_mode = selection_mode or default[1]
+        if self.selection_mode not in SELECTION_MODES:
+            raise ValueError(
+                f"{type(self).__name__}: selection_mode must be one of {SELECTION_MODES}, "
+                f"got {self.selection_mode!r}"
+            )
         self.lr, self.weight_decay = lr, weight_decay
         self.milestones, self.gamma = list(milestones), gamma
         self.metrics = nn.ModuleDict(
@@ -77,23 +105,48 @@ class ReconstructionModule(L.LightningModule):
             )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.evaluate("val", batch)
+        self.evaluate("val", batch, batch_idx)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.evaluate("test", batch)
+        self.evaluate("test", batch, batch_idx)
 
-    def evaluate(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
-        """Update PSNR/SSIM of f(y) and of A†y against the ground truth; log MC loss on y."""
+    def evaluate(self, stage: str, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> None:
+        """Update PSNR/SSIM of f(y) and of A†y against the ground truth; log the MC loss on y,
+        and for self-supervised strategies their ground-truth-free losses."""
         y, x = batch["y"], batch["x"]
         x_dagger = self.physics.A_dagger(y)
         x_hat = self.reconstructor.network(x_dagger)
         model_metrics, baseline_metrics = self.metrics[stage], self.metrics[f"{stage}_adagger"]
         model_metrics.update(x_hat, x)
         baseline_metrics.update(x_dagger, x)
-        mc = self.mc_loss(x_hat, y, self.physics)
-        self.log(f"{stage}/loss_mc", mc, on_epoch=True, batch_size=len(y))
+        if self.uses_ground_truth:
+            losses = {"loss_mc": self.mc_loss(x_hat, y, self.physics)}
+        else:
+            losses = self.ground_truth_free_losses(y, x_hat, batch_idx)
+        for name, value in losses.items():
+            self.log(f"{stage}/{name}", value, on_epoch=True, batch_size=len(y))
         self.log_dict(model_metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log_dict(baseline_metrics, on_epoch=True, batch_size=len(y))
+
+    def ground_truth_free_losses(
+        self, y: torch.Tensor, x_hat: torch.Tensor, batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """The training losses on held-out measurements, plus ``sure`` if they lack it.
+
+        Their random draws come from VALIDATION_SEED + batch_idx, in a forked random state:
+        the training's own random sequence is left as it was.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(VALIDATION_SEED + batch_idx)
+            losses = self.training_losses(y)
+            if "sure" not in losses:
+                losses["sure"] = (
+                    self.mc_loss(x_hat, y, self.physics)
+                    if self.sure_loss is None
+                    else self.sure_loss(y, x_hat, self.reconstructor, self.physics)
+                )
+        return losses
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the random state, so a resumed run draws the same batches and group elements."""
@@ -108,10 +161,14 @@ class ReconstructionModule(L.LightningModule):
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
 
+    def parameter_groups(self) -> list[dict]:
+        """What Adam trains: the reconstructor (a strategy may add groups with their own lr)."""
+        return [{"params": list(self.reconstructor.parameters())}]
+
     def configure_optimizers(self):
         """Adam with weight decay and a MultiStepLR schedule stepped per epoch (paper's code)."""
         optimizer = torch.optim.Adam(
-            self.reconstructor.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            self.parameter_groups(), lr=self.lr, weight_decay=self.weight_decay
         )
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, self.milestones, self.gamma)
         return {

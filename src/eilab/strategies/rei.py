@@ -1,0 +1,72 @@
+"""REI: robust equivariant imaging from noisy measurements, SURE + α·REQ."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from eilab.groups.base import Group
+from eilab.losses import EILoss, SURELoss, UNSURELoss
+from eilab.losses.sure import check_noise
+from eilab.strategies.base import ReconstructionModule
+
+
+class REI(ReconstructionModule):
+    """loss = SURE(f; y) + α·‖f(noise(A T_g x1)) − T_g x1‖², x1 = f(y) (Chen, Tachella &
+    Davies, CVPR 2022).
+
+    SURE replaces the MC loss, which on noisy y rewards reproducing the noise; REQ re-applies
+    the noise before the equivariance check. The noise model is the physics' own
+    (``physics.noise``): REI refuses physics without one. With ``unknown_noise`` the model
+    gives only the noise type and a first guess of its level (× ``noise_init_scale``):
+    UNSURE learns the level by ascent, with its own Adam step ``noise_lr`` (default: lr), and
+    REQ re-applies noise at the current estimate. Never sees ground truth.
+    """
+
+    def __init__(
+        self,
+        physics: nn.Module,
+        network: nn.Module,
+        group: Group,
+        alpha: float = 1.0,
+        n_trans: int = 1,
+        unknown_noise: bool = False,
+        noise_init_scale: float = 1.0,
+        noise_lr: float | None = None,
+        tau: float | None = None,
+        **optim,
+    ) -> None:
+        noise = check_noise(getattr(physics, "noise", None), "REI")
+        super().__init__(physics, network, **optim)
+        if alpha < 0:
+            raise ValueError(f"REI: alpha must be >= 0, got {alpha}")
+        self.ei_loss = EILoss(group, n_trans)
+        self.alpha = alpha
+        self.unknown_noise = unknown_noise
+        self.sure_loss = (
+            UNSURELoss(noise, noise_init_scale, tau) if unknown_noise else SURELoss(noise, tau)
+        )
+        self.noise_lr = self.lr if noise_lr is None else noise_lr
+
+    def training_losses(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        x1 = self(y)
+        sure = self.sure_loss(y, x1, self.reconstructor, self.physics)
+        noise = self.sure_loss.noise_estimate()
+        req = self.ei_loss(x1, self.reconstructor, self.physics, noise=noise)
+        losses = {
+            "loss": sure + self.alpha * req,
+            "sure": sure,
+            "loss_ei": req,
+            "loss_mc": self.mc_loss(x1.detach(), y, self.physics),
+        }
+        if self.unknown_noise:
+            losses["noise_scale"] = self.sure_loss.log_scale.detach().exp()
+        return losses
+
+    def parameter_groups(self) -> list[dict]:
+        """The reconstructor, and with unknown noise UNSURE's level at its own step size."""
+        groups = super().parameter_groups()
+        if self.unknown_noise:
+            level = list(self.sure_loss.parameters())
+            groups.append({"params": level, "lr": self.noise_lr, "weight_decay": 0.0})
+        return groups

@@ -1,0 +1,180 @@
+"""REI on noisy measurements, and the ground-truth-free validation every self-supervised
+strategy logs for model selection."""
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from tiny_inpainting import quiet_trainer
+from torch.utils.data import DataLoader
+
+from eilab.data import MeasurementDataset
+from eilab.groups import Rotate, Shift
+from eilab.losses import MissingNoiseError
+from eilab.models import UNet
+from eilab.physics import (
+    CT,
+    MRI,
+    CompressedSensing,
+    GaussianNoise,
+    Inpainting,
+    PoissonNoise,
+    TransmissionNoise,
+)
+from eilab.strategies import EI, MC, REI, Sup
+
+
+def small_net(channels: int = 1) -> UNet:
+    return UNet(channels, widths=(16, 32), norm="none")
+
+
+def rei(physics, **kwargs) -> REI:
+    return REI(physics, small_net(), Shift(), alpha=1.0, n_trans=2, lr=1e-3, **kwargs)
+
+
+def validation_trainer() -> L.Trainer:
+    """A CPU Trainer that only validates, quietly."""
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+def test_rei_never_reads_the_ground_truth(noisy_inpainting_problem):
+    physics, train_set, _ = noisy_inpainting_problem
+    poisoned = MeasurementDataset(train_set.images[:8], physics)
+    poisoned.images = torch.full_like(poisoned.images, float("nan"))
+    module = rei(physics, unknown_noise=True)
+    trainer = quiet_trainer(2)
+    trainer.fit(module, DataLoader(poisoned, batch_size=4))
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_rei_loss_drops_on_a_fixed_batch(noisy_inpainting_problem):
+    physics, train_set, _ = noisy_inpainting_problem
+    module = rei(physics)
+    y = next(iter(DataLoader(train_set, batch_size=4)))["y"]
+    optimizer = torch.optim.Adam(module.reconstructor.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        torch.manual_seed(0)  # the same group elements, noise and probes: a fixed objective
+        loss = module.training_losses(y)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses[::10]
+
+
+def test_rei_on_noiseless_physics_is_a_named_error():
+    with pytest.raises(MissingNoiseError, match=r"REI.*noise=gaussian"):
+        rei(Inpainting(8))
+
+
+PHYSICS = {
+    "ct-transmission": lambda: CT(16, n_views=8, noise=TransmissionNoise(I0=1e4, mu=0.1)),
+    "ct-poisson": lambda: CT(16, n_views=8, noise=PoissonNoise(0.1)),
+    "inpainting-poisson": lambda: Inpainting(16, noise=PoissonNoise(0.05)),
+    "cs-gaussian": lambda: CompressedSensing((1, 16, 16), m=64, noise=GaussianNoise(0.05)),
+    "mri-gaussian": lambda: MRI(16, noise=GaussianNoise(0.05)),
+}
+
+
+@pytest.mark.parametrize("name", PHYSICS)
+def test_rei_trains_on_every_physics(name):
+    physics = PHYSICS[name]()
+    channels = 2 if name.startswith("mri") else 1
+    module = REI(physics, small_net(channels), Rotate(), alpha=1.0, unknown_noise=True)
+    x = torch.rand(2, channels, 16, 16, generator=torch.Generator().manual_seed(0))
+    losses = module.training_losses(physics(x, torch.Generator().manual_seed(1)))
+    losses["loss"].backward()
+    assert set(losses) == {"loss", "sure", "loss_ei", "loss_mc", "noise_scale"}
+    assert all(torch.isfinite(value) for value in losses.values())
+    assert module.sure_loss.log_scale.grad is not None
+
+
+def test_unknown_noise_level_has_its_own_step_and_moves(noisy_inpainting_problem):
+    physics, train_set, _ = noisy_inpainting_problem
+    module = rei(physics, unknown_noise=True, noise_init_scale=4.0, noise_lr=0.05)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert [g["lr"] for g in groups] == [1e-3, 0.05]
+    assert groups[1]["params"] == [module.sure_loss.log_scale]
+    trainer = quiet_trainer(5)
+    trainer.fit(module, DataLoader(train_set, batch_size=4))
+    assert module.sure_loss.scale != pytest.approx(4.0, rel=0.1)
+    assert torch.isfinite(trainer.callback_metrics["train/noise_scale"])  # the epoch's mean
+
+
+def validate(module, dataset) -> dict[str, float]:
+    loader = DataLoader(dataset, batch_size=8)
+    results = validation_trainer().validate(module, loader, verbose=False)
+    return results[0]
+
+
+@pytest.mark.parametrize("strategy", ["mc", "ei", "rei"])
+def test_validation_logs_ground_truth_free_losses_with_the_same_draws(
+    strategy, noisy_inpainting_problem
+):
+    physics, _, val_set = noisy_inpainting_problem
+    torch.manual_seed(0)
+    if strategy == "mc":
+        module = MC(physics, small_net())
+    elif strategy == "ei":
+        module = EI(physics, small_net(), Shift(), n_trans=2)
+    else:
+        module = rei(physics)
+    first, second = validate(module, val_set), validate(module, val_set)
+    assert {"val/loss", "val/loss_mc", "val/sure", "val/psnr"} <= set(first)
+    if strategy != "mc":
+        assert "val/loss_ei" in first
+    assert first == second
+    # With noise, SURE is not the MC loss: it does not reward reproducing the noise.
+    assert first["val/sure"] != pytest.approx(first["val/loss_mc"], rel=0.05)
+    # The seeded draws come from a forked random state: training's sequence is untouched.
+    y = val_set.measurements[:4]
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        module.ground_truth_free_losses(y, module(y), batch_idx=0)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_on_noiseless_data_val_sure_is_the_mc_loss(inpainting_problem):
+    physics, _, val_set = inpainting_problem
+    results = validate(MC(physics, small_net()), val_set)
+    assert results["val/sure"] == pytest.approx(results["val/loss_mc"])
+
+
+def test_supervised_strategies_select_on_psnr_and_the_others_on_sure(inpainting_problem):
+    physics = inpainting_problem[0]
+    mc, sup = MC(physics, small_net()), Sup(physics, small_net())
+    assert (mc.selection_metric, mc.selection_mode) == ("val/sure", "min")
+    assert (sup.selection_metric, sup.selection_mode) == ("val/psnr", "max")
+    assert "val/sure" not in validate(sup, inpainting_problem[2])
+    with pytest.raises(ValueError, match="selection_mode"):
+        MC(physics, small_net(), selection_mode="maximum")
+
+
+def compose_train(*overrides: str):
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        return compose("train", overrides=["img_size=16", *overrides])
+
+
+def test_rei_config_checkpoints_and_stops_on_val_sure():
+    cfg = compose_train("strategy=rei", "noise=gaussian", "callbacks=early_stopping")
+    assert cfg.callbacks.best.monitor == cfg.callbacks.early_stopping.monitor == "val/sure"
+    assert cfg.callbacks.best.mode == cfg.callbacks.early_stopping.mode == "min"
+    physics = instantiate(cfg.physics)
+    module = instantiate(cfg.strategy, physics=physics, network=instantiate(cfg.model))
+    assert isinstance(module, REI) and module.sure_loss.noise is physics.noise
+
+
+def test_rei_config_without_noise_stops_before_training():
+    cfg = compose_train("strategy=rei")
+    with pytest.raises(Exception, match="REI needs a noise model") as error:
+        instantiate(cfg.strategy, physics=instantiate(cfg.physics), network=small_net())
+    assert isinstance(error.value.__cause__, MissingNoiseError)  # Hydra wraps it
