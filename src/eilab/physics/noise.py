@@ -149,8 +149,11 @@ class TransmissionNoise(NoiseModel):
     value, with electronic noise) reads as ε, so y never exceeds log(I0 / ε) / μ.
 
     ``variance`` is the delta-method variance of y, (c + σ²) / (μ·c)², evaluated at the
-    measured counts c = I0·exp(−μ·y): SURE with it is exact only as the counts grow; the
-    post-log y is itself biased by about 1 / (2μ·c) (see tests/losses for measured values).
+    measured counts c = I0·exp(−μ·y): SURE with it is exact only as the counts grow (the
+    post-log y is itself biased by about 1 / (2μ·c)). Measured on a 16² CT with 8 views, a
+    fixed random network, 4 × 1024 draws: SURE's mean matched the true error within 0.1 % for
+    median counts of 130 to 13000 per bin; at a median of 13 photons the mean of 1024 draws
+    spread by 11 %, and at about 3 photons SURE overestimated the error by 15 to 30 %.
     """
 
     requires_nonnegative = True
