@@ -1,14 +1,17 @@
-"""Every yaml under conf/ composes, and every experiment instantiates in debug mode."""
+"""Every yaml under conf/ composes and resolves, and every experiment builds in debug mode."""
 
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 import eilab
+from eilab.groups.base import Group
+from eilab.physics.base import LinearPhysics
 from eilab.train import build
 
 CONF = Path(eilab.__file__).parent / "conf"
@@ -30,6 +33,26 @@ def compose_train(*overrides: str, tmp_path: Path | None = None):
     return cfg
 
 
+def leaves(node: dict, prefix: str = "") -> dict:
+    """A nested dict as {dotted.key: value}."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def own_values(group: str, name: str) -> dict:
+    """The values a yaml sets, as dotted keys in the composed config (its defaults list aside)."""
+    path = CONF / group / f"{name}.yaml"
+    content = OmegaConf.to_container(OmegaConf.load(path))
+    content.pop("defaults", None)
+    is_global = path.read_text().startswith("# @package _global_")
+    return leaves(content if is_global else {group: content})
+
+
 def test_every_config_group_is_found():
     assert {"physics", "group", "model", "dataset", "strategy", "trainer", "logger"} <= set(GROUPS)
     assert {"ct_table1", "inpainting_table1"} <= set(GROUPS["experiment"])
@@ -41,7 +64,13 @@ def test_every_yaml_composes(group, name, tmp_path):
     if group == "physics" and name == "mri":
         overrides.append("channels=2")
     cfg = compose_train(*overrides, tmp_path=tmp_path)
-    assert cfg[group] is not None if group not in ("debug", "experiment") else True
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    OmegaConf.to_container(job, resolve=True)  # every interpolation points at a real key
+    composed = leaves(OmegaConf.to_container(job))
+    expected = own_values(group, name)
+    assert expected, f"{group}/{name}.yaml sets nothing"
+    lost = {key: value for key, value in expected.items() if composed.get(key, "<absent>") != value}
+    assert not lost, f"{group}={name}: values overridden or dropped in the composed config"
 
 
 @pytest.mark.parametrize("name", GROUPS["experiment"])
@@ -51,13 +80,43 @@ def test_every_experiment_instantiates_shrunk(name, strategy, tmp_path):
         f"experiment={name}", f"strategy={strategy}", "debug=fast", tmp_path=tmp_path
     )
     module, datamodule = build(cfg)
-    trainer = instantiate(cfg.trainer)
+    instantiate(cfg.trainer)
     assert module.physics is module.reconstructor.physics is datamodule.physics
-    assert trainer.max_epochs == 2
+    # The pieces fit together: A takes the dataset's images, f returns images of that shape.
+    x = datamodule.splits.train[:2]
+    assert module(module.physics.A(x)).shape == x.shape
+
+
+@pytest.mark.parametrize("strategy", GROUPS["strategy"])
+def test_shared_settings_reach_every_strategy(strategy, tmp_path):
+    cfg = compose_train(
+        f"strategy={strategy}",
+        "debug=fast",
+        "optim.lr=0.00123",
+        "optim.weight_decay=0.0042",
+        "optim.milestones=[3,7]",
+        "optim.gamma=0.25",
+        "equivariance.alpha=7.5",
+        "equivariance.n_trans=3",
+        tmp_path=tmp_path,
+    )
+    module, _ = build(cfg)
+    optim = (module.lr, module.weight_decay, module.milestones, module.gamma)
+    assert optim == (0.00123, 0.0042, [3, 7], 0.25)
+    if hasattr(module, "ei_loss"):
+        assert (module.alpha, module.ei_loss.n_trans) == (7.5, 3)
 
 
 @pytest.mark.parametrize(("group", "name"), [(g, n) for g, n in OPTIONS if g in CHECK_GROUPS])
-def test_check_composes_every_physics_and_group(group, name):
+def test_check_builds_every_physics_and_group(group, name):
+    overrides = [f"{group}={name}", *(["channels=2"] if name == "mri" else [])]
     with initialize_config_module("eilab.conf", version_base="1.3"):
-        cfg = compose("check", overrides=[f"{group}={name}"])
-    assert cfg[group]._target_.startswith("eilab.")
+        cfg = compose("check", overrides=overrides)
+    x = torch.rand(1, cfg.channels, cfg.img_size, cfg.img_size)
+    built = instantiate(cfg[group])
+    if group == "physics":
+        assert isinstance(built, LinearPhysics)
+        assert built.A_adjoint(built.A(x)).shape == x.shape
+    else:
+        assert isinstance(built, Group)
+        assert built.apply(x, built.sample(1, x.shape[-2:])).shape == x.shape
