@@ -18,6 +18,8 @@ from eilab.callbacks import StampIdentity, checkpoint_files
 from eilab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from eilab.data import MeasurementDataModule
 from eilab.guard import check_group_helps
+from eilab.hparams import log_config
+from eilab.preflight import check_config
 
 #: Logger targets that delete an existing metrics.csv in their log folder.
 CSV_LOGGERS = (
@@ -105,6 +107,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     ``run_dir`` belongs to this run while it trains (eilab.rundir): an earlier run there is
     resumed only when asked, with the same identity, and its files are kept.
     """
+    check_config(cfg)
     check_trainer(cfg)
     with rundir.claim(run_dir, cfg.resume, cfg.ckpt_path) as attempt:
         if attempt.resume_from is not None:
@@ -114,6 +117,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         module, datamodule = build(cfg)
         rundir.record_start(attempt, cfg, *hydra_attempt())
         trainer = make_trainer(cfg, run_dir, attempt)
+        log_config(trainer.loggers, cfg)
         trainer.fit(module, datamodule=datamodule, ckpt_path=attempt.resume_from, weights_only=True)
         results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         if trainer.is_global_zero:

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).parents[2]
-
 
 def eilab_train(*overrides: str, cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:
     path = os.pathsep.join(filter(None, [extra_path, os.environ.get("PYTHONPATH")]))
@@ -54,6 +52,9 @@ def test_channels_last_bf16_mixed_cpu_run_trains_and_keeps_the_physics_in_float3
         ("strategy=eii", "eii"),
         ("physics.n_views=0", "n_views"),
         ("model.norm=layer", "norm"),
+        ("physics.n_views=abc", "physics.n_views must be an integer, got 'abc'"),
+        ("equivariance.alpha=-1", "equivariance.alpha"),
+        ("img_size=100000", "GB"),
     ],
 )
 def test_bad_config_stops_before_training_and_names_the_key(override, named, tmp_path):
@@ -144,17 +145,18 @@ def test_eval_reproduces_the_test_metrics_and_refuses_foreign_targets(tmp_path):
     assert done.returncode != 0 and "os.system" in done.stderr and "not allowed" in done.stderr
 
 
-def test_alpha_sweep_through_the_submitit_local_launcher_and_its_table(tmp_path):
+def test_alpha_sweep_through_the_submitit_local_launcher_and_its_report(tmp_path):
     sweep = ["-m", "hydra/launcher=local", "debug=fast", "equivariance.alpha=1,100"]
     done = eilab_train(*sweep, "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
-    script = ROOT / "experiments" / "alpha_sweep" / "collect.py"
-    command = [sys.executable, str(script), "sweep", "--out", "table"]
-    collected = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert collected.returncode == 0, collected.stderr
-    assert "| ei | 1 |" in collected.stdout and "| ei | 100 |" in collected.stdout
-    assert (tmp_path / "table" / "alpha_sweep.png").stat().st_size > 1000
+    command = [sys.executable, "-m", "eilab.report", "sweep", "--out", "table"]
+    command += ["--sweep", "equivariance.alpha"]
+    reported = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert reported.returncode == 0, reported.stderr
+    assert "| ei/ct/rotate | 1 |" in reported.stdout
+    assert "| ei/ct/rotate | 100 |" in reported.stdout
+    assert (tmp_path / "table" / "sweep.png").stat().st_size > 1000
 
 
 def test_ddp_on_cpu_with_two_gloo_processes_matches_one_process(tmp_path):
