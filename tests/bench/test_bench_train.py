@@ -68,6 +68,23 @@ def test_strategies_are_built_from_the_train_config(name, cls):
     assert torch.isfinite(eilab_step(cfg, BASELINE, torch.device("cpu"))())
 
 
+@pytest.mark.parametrize(
+    "overrides, noise",
+    [
+        ([], "eilab.physics.noise.GaussianNoise"),
+        (["noise=poisson"], "eilab.physics.noise.PoissonNoise"),
+    ],
+)
+def test_rei_rows_get_a_noise_model_and_train(overrides, noise):
+    """REI needs noise: its rows add noise=gaussian, unless the command names another."""
+    plan = rows(["rei"], [*TINY, *overrides], [BASELINE], torch.device("cpu"))
+    (eilab_row,) = [row for row in plan if row.step == "rei" and row.pipeline == "eilab"]
+    assert [row.pipeline for row in plan if row.step == "rei"] == ["eilab", "deepinv"]
+    cfg = eilab_row.build.args[0]
+    assert cfg.physics.noise._target_ == noise
+    assert torch.isfinite(eilab_row.build()())
+
+
 def test_train_suite_reports_the_configured_network(tmp_path, restore_threads):
     out = tmp_path / "train.md"
     args = ["--suite", "train", *TINY, "--strategies", "mc"]

@@ -41,7 +41,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="*",
         help="Hydra overrides of the train config, e.g. img_size=64 equivariance.n_trans=3",
     )
-    train.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["mc", "ei", "sup"])
+    train.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=["mc", "ei", "rei", "sup"]
+    )
     train.add_argument("--channels-last", action="store_true", help="eilab rows: NHWC network")
     train.add_argument(
         "--bf16", action="store_true", help="eilab rows: bfloat16 autocast (as bf16-mixed)"

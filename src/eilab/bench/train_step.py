@@ -5,14 +5,18 @@ eilab's rows compose ``train`` with ``experiment=ct_table1 strategy=<name>`` (pl
 command's Hydra overrides) and instantiate physics, network and strategy as ``eilab-train``
 does; the loss is ``module.training_losses(y[, x])["loss"]`` and the optimiser is the module's
 own (``configure_optimizers``; for ei_adv the generator's). The measurements are simulated as
-training simulates them, ``physics(x)`` with the configured noise (none by default).
+training simulates them, ``physics(x)`` with the configured noise: none, except for REI, whose
+rows add ``noise=gaussian`` (σ = 0.1, in line-integral units) unless the command sets ``noise=``.
 
 deepinv's rows run the SAME network (``model`` of the config) on ``A_dagger(y, fbp=True)``
-with ``deepinv.loss.MCLoss``, ``SupLoss`` and ``EILoss(Rotate(n_trans, bilinear),
-weight=alpha, apply_noise=False)``, ``Tomography(normalize=False)``, Adam with the config's lr
-and weight decay, always float32 eager. deepinv caches its autograd adjoint for one batch size;
-an EI step calls FBP at batch B and B·n_trans, so it rebuilds that adjoint twice per step: its
-default behaviour, part of what is timed.
+with ``Tomography(normalize=False)``, Adam with the config's lr and weight decay, always
+float32 eager, and its losses: ``MCLoss``, ``SupLoss``, ``EILoss(Rotate(n_trans, bilinear),
+weight=alpha, apply_noise=False)``; for REI ``SureGaussianLoss(σ)`` (its default τ = 0.01;
+eilab's is 1e-3 × RMS(y)) + ``EILoss(..., apply_noise=True)`` on ``Tomography(noise_model=
+GaussianNoise(σ))``. Each term is averaged over the batch, as deepinv's Trainer does.
+deepinv caches its autograd adjoint for one batch size; an EI step calls FBP at batch B and
+B·n_trans, so it rebuilds that adjoint twice per step: its default behaviour, part of what is
+timed.
 
 What bounds a step: the network alone (forward, MSE to a target, backward; no physics, no
 update) at batch B and B·n_trans (MC and Sup run it at B, EI at both), and Adam's update alone.
@@ -47,7 +51,10 @@ from eilab.strategies.base import ReconstructionModule
 
 Step = Callable[[], object]
 #: Strategies with a deepinv counterpart in this suite.
-DEEPINV_STRATEGIES = ("mc", "ei", "sup")
+DEEPINV_STRATEGIES = ("mc", "ei", "sup", "rei")
+#: What a strategy's rows add to the config: REI needs a noise model (Gaussian, so deepinv's
+#: SureGaussianLoss is its counterpart); a ``noise=`` among the command's overrides wins.
+STRATEGY_OVERRIDES = {"rei": ("noise=gaussian",)}
 
 
 @dataclass(frozen=True)
@@ -175,35 +182,56 @@ class DeepinvFBPNet(nn.Module):
         return self.backbone(physics.A_dagger(y, fbp=True))
 
 
+def deepinv_losses(dinv, strategy: str, cfg: DictConfig) -> list[nn.Module]:
+    """deepinv's losses for ``strategy`` with the config's α and n_trans (REI: its σ)."""
+    rotate = dinv.transform.Rotate(
+        n_trans=cfg.equivariance.n_trans,
+        interpolation_mode="bilinear",
+        rng=torch.Generator().manual_seed(0),
+    )
+
+    def ei(apply_noise: bool) -> nn.Module:
+        return dinv.loss.EILoss(rotate, weight=cfg.equivariance.alpha, apply_noise=apply_noise)
+
+    if strategy == "rei":
+        return [dinv.loss.SureGaussianLoss(gaussian_sigma(cfg)), ei(True)]
+    return {"mc": [dinv.loss.MCLoss()], "ei": [dinv.loss.MCLoss(), ei(False)]}.get(
+        strategy, [dinv.loss.SupLoss()]
+    )
+
+
+def gaussian_sigma(cfg: DictConfig) -> float:
+    """σ of the physics' Gaussian noise: deepinv's REI counterpart is SURE for Gaussian noise."""
+    noise = cfg.physics.get("noise")
+    if noise is None or noise._target_ != "eilab.physics.noise.GaussianNoise":
+        raise NotApplicableError("deepinv's REI row needs noise=gaussian")
+    return float(noise.sigma)
+
+
 def deepinv_step(strategy: str, cfg: DictConfig, device: torch.device) -> Step:
     """One deepinv step with its losses for ``strategy``, on the config's network and CT."""
     if cfg.physics._target_ != "eilab.physics.CT":
         raise NotApplicableError("deepinv rows are CT only")
     dinv = require("deepinv")
+    losses = deepinv_losses(dinv, strategy, cfg)
+    noise = dinv.physics.GaussianNoise(gaussian_sigma(cfg)) if strategy == "rei" else None
     physics = dinv.physics.Tomography(
         angles=cfg.physics.n_views,
         img_width=cfg.img_size,
         circle=cfg.physics.circle,
         normalize=False,
         device=device,
+        noise_model=noise,
     )
     model = DeepinvFBPNet(network(cfg, BASELINE, device))
-    rotate = dinv.transform.Rotate(
-        n_trans=cfg.equivariance.n_trans,
-        interpolation_mode="bilinear",
-        rng=torch.Generator().manual_seed(0),
-    )
-    ei = dinv.loss.EILoss(rotate, weight=cfg.equivariance.alpha, apply_noise=False)
-    losses = {"mc": [dinv.loss.MCLoss()], "sup": [dinv.loss.SupLoss()]}
-    losses["ei"] = [*losses["mc"], ei]
     x = images(cfg, cfg.batch_size).to(device)
     with torch.no_grad():
-        y = physics.A(x)
+        y = physics(x)  # A x, plus the noise draw for REI
 
     def loss() -> torch.Tensor:
         x_net = model(y, physics)
-        terms = (fn(x_net=x_net, x=x, y=y, physics=physics, model=model) for fn in losses[strategy])
-        return sum(terms)
+        terms = (fn(x_net=x_net, x=x, y=y, physics=physics, model=model) for fn in losses)
+        return sum(term.mean() for term in terms)  # deepinv's Trainer averages each term
 
     optimizer = torch.optim.Adam(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
@@ -235,11 +263,11 @@ def rows(
     ]
     plan.append(row("Adam step alone", "torch.optim.Adam", BASELINE, adam_step, base))
     for name in strategies:
-        plan += [
-            row(name, "eilab", v, eilab_step, config(v, f"strategy={name}"), v) for v in variants
-        ]
+        extra = (f"strategy={name}", *STRATEGY_OVERRIDES.get(name, ()))
+        plan += [row(name, "eilab", v, eilab_step, config(v, *extra), v) for v in variants]
         if name in DEEPINV_STRATEGIES:
-            plan.append(row(name, "deepinv", BASELINE, deepinv_step, name, base))
+            peer = config(BASELINE, *extra)
+            plan.append(row(name, "deepinv", BASELINE, deepinv_step, name, peer))
     return plan
 
 
