@@ -80,11 +80,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fast_overrides(task: str) -> list[str]:
-    """debug=fast, keeping the toy's U-Net at one scale (its signals are 1 pixel high)."""
-    return ["debug=fast", "model.widths=[8]"] if task == "toy" else ["debug=fast"]
-
-
 def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
     """Every task's strategies, longest first (EI_adv of both tasks, then EI_sup, ...)."""
     dataset = {"ct": ct_dataset_overrides()}
@@ -96,7 +91,7 @@ def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
             strategy = order[rank]
             overrides = [f"experiment={TASKS[task]}", f"strategy={strategy}"]
             overrides += [SMALL_DISCRIMINATOR] if strategy == "ei_adv" else []
-            overrides += dataset.get(task, []) + (fast_overrides(task) if args.fast else [])
+            overrides += dataset.get(task, []) + (["debug=fast"] if args.fast else [])
             overrides += args.overrides
             run_dir = out / task / strategy
             jobs.append(Job(task, strategy, tuple(overrides), run_dir, start, SAMPLES[task]))
