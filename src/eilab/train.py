@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 
 import hydra
@@ -93,6 +94,15 @@ def make_trainer(cfg: DictConfig, run_dir: Path, attempt: rundir.Attempt) -> L.T
     return trainer
 
 
+def best_selection_value(trainer: L.Trainer) -> dict[str, float]:
+    """``{"best_<metric>": value}`` of the checkpoint callback that selects a model, if any:
+    the value a sweeper optimises (ground-truth-free for self-supervised strategies)."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_score is not None:
+            return {f"best_{callback.monitor}": float(callback.best_model_score)}
+    return {}
+
+
 def hydra_attempt() -> tuple[list[str], str | None]:
     """This attempt's Hydra overrides and the subdirectory holding its saved config."""
     if not HydraConfig.initialized():
@@ -118,8 +128,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         rundir.record_start(attempt, cfg, *hydra_attempt())
         trainer = make_trainer(cfg, run_dir, attempt)
         log_config(trainer.loggers, cfg)
+        began = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=attempt.resume_from, weights_only=True)
         results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        results.update(best_selection_value(trainer))
+        results["time/wall_s"] = time.perf_counter() - began
         if trainer.is_global_zero:
             (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
             rundir.record_end(attempt, results)
@@ -133,11 +146,13 @@ OmegaConf.register_new_resolver("eilab.hydra_subdir", rundir.hydra_subdir, repla
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Console entry point; returns test PSNR so Hydra sweepers can optimise it."""
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point; returns the best validation value of the strategy's selection
+    metric (never a test metric), which Hydra sweepers such as optuna optimise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     OmegaConf.resolve(cfg)
-    return train(cfg, run_dir)["test/psnr"]
+    results = train(cfg, run_dir)
+    return next((value for key, value in results.items() if key.startswith("best_")), None)
 
 
 if __name__ == "__main__":
