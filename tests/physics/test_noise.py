@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from eilab.physics import (
+    MRI,
+    CompressedSensing,
     GaussianNoise,
     Inpainting,
     LinearPhysics,
@@ -142,3 +144,18 @@ def test_photon_counting_noise_is_refused_on_a_signed_operator(name):
 def test_gaussian_noise_is_accepted_on_a_signed_operator_and_poisson_on_inpainting():
     assert isinstance(_Signed(noise=GaussianNoise(0.1)).noise, GaussianNoise)
     assert isinstance(Inpainting(8, noise=PoissonNoise(0.1)).noise, PoissonNoise)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda noise: CompressedSensing((1, 8, 8), m=16, noise=noise),
+        lambda noise: MRI(8, noise=noise),
+    ],
+    ids=["cs", "mri"],
+)
+@pytest.mark.parametrize("noise", ["poisson", "poisson_gaussian", "transmission"])
+def test_signed_operators_refuse_photon_counting_noise_and_take_gaussian(make, noise):
+    with pytest.raises(SignedOperatorError, match="signed measurements"):
+        make(MODELS[noise]())
+    make(MODELS["gaussian"]())

@@ -19,6 +19,8 @@ class CompressedSensing(LinearPhysics):
     another floating dtype gets a cast copy of them, so float32 and float64 inputs both work.
     """
 
+    signed = True  # measurements take either sign: photon-counting noise is refused
+
     def __init__(
         self,
         img_shape: tuple[int, int, int],

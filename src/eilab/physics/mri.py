@@ -21,6 +21,8 @@ class MRI(LinearPhysics):
     floating dtype gets a cast copy of it.
     """
 
+    signed = True  # measurements take either sign: photon-counting noise is refused
+
     def __init__(
         self,
         img_size: int | tuple[int, int],
