@@ -53,7 +53,7 @@ def test_report_of_an_alpha_sweep_writes_table_csv_and_plots(tmp_path, capsys):
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "sw"), "--sweep", "equivariance.alpha"])
     text = (tmp_path / "sw" / "runs.md").read_text()
     assert "| ei/ct/rotate | 1 |" in text and "| ei/ct/rotate | 100 |" in text
-    assert "Spearman ρ(−val/loss_mc, test PSNR)" in text
+    assert "Spearman ρ(−val/sure, test PSNR)" in text
     csv_lines = (tmp_path / "sw" / "runs.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and "test_psnr" in csv_lines[0]
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 1000
