@@ -44,6 +44,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
         eval_batch_size=cfg.eval_batch_size,
         num_workers=cfg.num_workers,
         noise_seed=cfg.noise_seed,
+        fresh_noise=cfg.get("fresh_noise", False),  # runs saved before the key: False
     )
     return module, datamodule
 

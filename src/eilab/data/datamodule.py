@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from eilab.data.measurements import MeasurementDataset
+from eilab.data.measurements import FreshNoiseDataset, MeasurementDataset
 from eilab.data.splits import ImageSplits
 
 
@@ -17,6 +17,15 @@ class MeasurementDataModule(L.LightningDataModule):
     Each split gets its own noise seed, so the test noise is not the training noise.
     :meth:`train_eval_dataloader` serves a fixed subset of the training pairs for evaluation,
     so training and validation PSNR can be compared (the paper's Fig. 5: Sup overfits).
+
+    ``fresh_noise=True`` (simulation studies) redraws the training noise every epoch
+    (:class:`FreshNoiseDataset`, seeded by noise seed, epoch and index); validation, test and
+    the training subset for evaluation keep one fixed draw. The epoch reaches the dataset
+    through :meth:`set_epoch`, which the LightningModule calls at each training epoch start,
+    and :meth:`train_dataloader`, which reads it from the trainer (a resumed run builds its
+    first iterator before that hook). DataLoader workers hold copies of the dataset, so the
+    training loader then starts fresh workers each epoch (no ``persistent_workers``): they
+    copy the dataset, epoch included, when the epoch's iterator starts them.
     """
 
     def __init__(
@@ -28,6 +37,7 @@ class MeasurementDataModule(L.LightningDataModule):
         num_workers: int = 0,
         noise_seed: int = 0,
         n_train_eval: int = 8,
+        fresh_noise: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -40,30 +50,63 @@ class MeasurementDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.noise_seed = num_workers, noise_seed
         self.n_train_eval = n_train_eval
+        if fresh_noise and getattr(physics, "noise", None) is None:
+            raise ValueError(
+                "MeasurementDataModule: fresh_noise=true redraws the noise each epoch, but the "
+                "physics has no noise model (choose one with noise=gaussian|poisson|...)"
+            )
+        self.fresh_noise = fresh_noise
+        self.epoch = 0
         self.datasets: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         for offset, name in enumerate(("train", "val", "test")):
             if name not in self.datasets:
                 images, seed = getattr(self.splits, name), self.noise_seed + offset
-                self.datasets[name] = MeasurementDataset(images, self.physics, seed)
+                fresh = self.fresh_noise and name == "train"
+                dataset = (FreshNoiseDataset if fresh else MeasurementDataset)(
+                    images, self.physics, seed
+                )
+                self.datasets[name] = dataset
         if "train_eval" not in self.datasets:
             indices = train_eval_indices(
                 len(self.splits.train), len(self.splits.val), self.n_train_eval
             )
-            self.datasets["train_eval"] = Subset(self.datasets["train"], indices)
+            self.datasets["train_eval"] = (
+                MeasurementDataset(self.splits.train[indices], self.physics, self.noise_seed)
+                if self.fresh_noise
+                else Subset(self.datasets["train"], indices)
+            )
+        self.set_epoch(self.epoch)
 
-    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def set_epoch(self, epoch: int) -> None:
+        """The training epoch about to start: with fresh_noise, its noise draws depend on it."""
+        self.epoch = epoch
+        train = self.datasets.get("train")
+        if isinstance(train, FreshNoiseDataset):
+            train.epoch = epoch
+
+    def _loader(
+        self,
+        name: str,
+        batch_size: int,
+        shuffle: bool,
+        persistent: bool = True,
+    ) -> DataLoader:
         return DataLoader(
             self.datasets[name],
             batch_size=batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=persistent and self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        if not self.fresh_noise:
+            return self._loader("train", self.batch_size, shuffle=True)
+        if self.trainer is not None:  # the epoch a resumed run continues with
+            self.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        return self._loader("train", self.batch_size, shuffle=True, persistent=False)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, shuffle=False)
@@ -72,8 +115,8 @@ class MeasurementDataModule(L.LightningDataModule):
         """Fixed training pairs for evaluation only (log them as ``train_eval/psnr``).
 
         The pairs are the training set's own, measurements included (the same noise draw the
-        strategies train on), so the gap to ``val/psnr`` measures overfitting; see
-        :func:`train_eval_indices` for which images.
+        strategies train on; with fresh_noise, one fixed draw), so the gap to ``val/psnr``
+        measures overfitting; see :func:`train_eval_indices` for which images.
         """
         return self._loader("train_eval", self.eval_batch_size, shuffle=False)
 

@@ -87,6 +87,12 @@ class ReconstructionModule(L.LightningModule):
         """The strategy's loss terms; "loss" is the total that is minimised."""
         raise NotImplementedError
 
+    def on_train_epoch_start(self) -> None:
+        """Tell the datamodule which epoch starts: with fresh_noise it draws its noise anew."""
+        set_epoch = getattr(self.trainer.datamodule, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(self.current_epoch)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs = (batch["y"], batch["x"]) if self.uses_ground_truth else (batch["y"],)
         losses = self.training_losses(*inputs)
