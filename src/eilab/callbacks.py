@@ -98,7 +98,7 @@ class LogReconstructions(L.Callback):
         epoch = trainer.current_epoch
         if trainer.sanity_checking or not trainer.is_global_zero or epoch % self.every_n_epochs:
             return
-        batch = next(iter(trainer.datamodule.val_dataloader()))
+        batch = next(iter(trainer.datamodule.val_dataloader()[0]))  # [1]: training pairs
         y = batch["y"][: self.n_images].to(pl_module.device)
         with torch.no_grad():
             x_dagger = pl_module.physics.A_dagger(y)

@@ -16,7 +16,8 @@ class MeasurementDataModule(L.LightningDataModule):
 
     Each split gets its own noise seed, so the test noise is not the training noise.
     :meth:`train_eval_dataloader` serves a fixed subset of the training pairs for evaluation,
-    so training and validation PSNR can be compared (the paper's Fig. 5: Sup overfits).
+    so training and validation PSNR can be compared (the paper's Fig. 5: Sup overfits);
+    :meth:`val_dataloader` serves it second, after the validation pairs.
 
     ``fresh_noise=True`` (simulation studies) redraws the training noise every epoch
     (:class:`FreshNoiseDataset`, seeded by noise seed, epoch and index); validation, test and
@@ -92,6 +93,7 @@ class MeasurementDataModule(L.LightningDataModule):
         batch_size: int,
         shuffle: bool,
         persistent: bool = True,
+        generator: torch.Generator | None = None,
     ) -> DataLoader:
         return DataLoader(
             self.datasets[name],
@@ -99,6 +101,7 @@ class MeasurementDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=persistent and self.num_workers > 0,
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -108,17 +111,26 @@ class MeasurementDataModule(L.LightningDataModule):
             self.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
         return self._loader("train", self.batch_size, shuffle=True, persistent=False)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
+    def val_dataloader(self) -> list[DataLoader]:
+        """The validation pairs, then the fixed training subset of :meth:`train_eval_dataloader`
+        (``validation_step``'s ``dataloader_idx`` 0 and 1)."""
+        return [
+            self._loader("val", self.eval_batch_size, shuffle=False),
+            self.train_eval_dataloader(),
+        ]
 
     def train_eval_dataloader(self) -> DataLoader:
         """Fixed training pairs for evaluation only (log them as ``train_eval/psnr``).
 
         The pairs are the training set's own, measurements included (the same noise draw the
         strategies train on; with fresh_noise, one fixed draw), so the gap to ``val/psnr``
-        measures overfitting; see :func:`train_eval_indices` for which images.
+        measures overfitting; see :func:`train_eval_indices` for which images. The loader has
+        its own random generator: starting its iterator draws a worker seed, which from the
+        global generator would shift the training's shuffles and group elements.
         """
-        return self._loader("train_eval", self.eval_batch_size, shuffle=False)
+        return self._loader(
+            "train_eval", self.eval_batch_size, shuffle=False, generator=torch.Generator()
+        )
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -36,6 +36,11 @@ class ReconstructionModule(L.LightningModule):
     user without ground truth can compute, and ``val/psnr`` (max) for those that use it.
     Measurement-domain criteria cannot see the null space of A: they rank how well f explains
     the measurements, not what it invents where A is blind.
+
+    Validation may have a second loader (``dataloader_idx`` 1), a fixed subset of the training
+    pairs: its PSNR/SSIM are logged as ``train_eval/...`` beside ``val/...`` (the paper's
+    Fig. 5: training vs held-out PSNR), and nothing else, so every ``val/`` value, the
+    selection metric included, is the validation measurements' alone.
     """
 
     uses_ground_truth: bool = False
@@ -72,6 +77,8 @@ class ReconstructionModule(L.LightningModule):
             {
                 "val": image_metrics("val/", ssim=ssim),
                 "val_adagger": image_metrics("val/", "_adagger", ssim),
+                "train_eval": image_metrics("train_eval/", ssim=ssim),
+                "train_eval_adagger": image_metrics("train_eval/", "_adagger", ssim),
                 "test": image_metrics("test/", ssim=ssim),
                 "test_adagger": image_metrics("test/", "_adagger", ssim),
             }
@@ -110,29 +117,42 @@ class ReconstructionModule(L.LightningModule):
                 batch_size=batch_size,
             )
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.evaluate("val", batch, batch_idx)
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Loader 0: the validation pairs; loader 1: the fixed training pairs (train_eval)."""
+        self.evaluate(("val", "train_eval")[dataloader_idx], batch, batch_idx)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.evaluate("test", batch, batch_idx)
 
     def evaluate(self, stage: str, batch: dict[str, torch.Tensor], batch_idx: int = 0) -> None:
-        """Update PSNR/SSIM of f(y) and of A†y against the ground truth; log the MC loss on y,
-        and for self-supervised strategies their ground-truth-free losses."""
+        """Update PSNR/SSIM of f(y) and of A†y against the ground truth; on validation and
+        test, also log the MC loss on y, and for self-supervised strategies their
+        ground-truth-free losses ("train_eval" logs the image metrics only).
+
+        Keys carry no ``/dataloader_idx_N`` suffix: the stage prefix says which loader."""
         y, x = batch["y"], batch["x"]
         x_dagger = self.physics.A_dagger(y)
         x_hat = self.reconstructor.network(x_dagger)
         model_metrics, baseline_metrics = self.metrics[stage], self.metrics[f"{stage}_adagger"]
         model_metrics.update(x_hat, x)
         baseline_metrics.update(x_dagger, x)
-        if self.uses_ground_truth:
-            losses = {"loss_mc": self.mc_loss(x_hat, y, self.physics)}
-        else:
-            losses = self.ground_truth_free_losses(y, x_hat, batch_idx)
+        log_options = {"on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False}
+        losses = {} if stage == "train_eval" else self.measurement_losses(y, x_hat, batch_idx)
         for name, value in losses.items():
-            self.log(f"{stage}/{name}", value, on_epoch=True, batch_size=len(y))
-        self.log_dict(model_metrics, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log_dict(baseline_metrics, on_epoch=True, batch_size=len(y))
+            self.log(f"{stage}/{name}", value, **log_options)
+        self.log_dict(model_metrics, prog_bar=stage != "train_eval", **log_options)
+        self.log_dict(baseline_metrics, **log_options)
+
+    def measurement_losses(
+        self, y: torch.Tensor, x_hat: torch.Tensor, batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """The losses evaluation logs on y: the MC loss for strategies that use ground truth,
+        the ground-truth-free losses for the others."""
+        if self.uses_ground_truth:
+            return {"loss_mc": self.mc_loss(x_hat, y, self.physics)}
+        return self.ground_truth_free_losses(y, x_hat, batch_idx)
 
     def ground_truth_free_losses(
         self, y: torch.Tensor, x_hat: torch.Tensor, batch_idx: int
