@@ -43,8 +43,9 @@ bench: install ## Time eilab against scikit-image and deepinv (separate .bench-v
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
 	$(BIN)/python -m eilab.demo
 
-reproduce: install data ## Table 1 (five strategies, CT and inpainting) and Fig. 3 at CPU scale
+reproduce: install data ## Table 1 and Fig. 3, then the noisy-measurement study, at CPU scale
 	$(BIN)/python -m eilab.reproduce --publish experiments/table1
+	$(BIN)/python -m eilab.reproduce_rei --publish experiments/rei
 
 clean: ## Remove build caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

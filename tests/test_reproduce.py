@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from eilab import reproduce
+from eilab import reproduce, reproduce_rei
 
 
 def test_gap_closure_of_the_paper_table_matches_the_paper_text():
@@ -44,3 +44,29 @@ def test_fast_reproduce_writes_tables_figures_and_publishes(tmp_path, capsys):
 def test_missing_training_log_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"metrics\.csv"):
         reproduce.validation_log(tmp_path)
+
+
+def test_rei_targets_are_checked_with_their_measured_values():
+    rows = [
+        {"strategy": s, "test_psnr": v}
+        for s, v in (("ei", 20.0), ("rei", 23.0), ("rei_unknown", 22.2), ("sup", 25.0))
+    ]
+    assert reproduce_rei.target_lines(rows) == [
+        "- REI − EI = +3.00 dB (target ≥ +2 dB): met",
+        "- Sup − REI = +2.00 dB (target ≤ 1.5 dB): missed",
+        "- REI unknown − REI = -0.80 dB (target within ±0.5 dB): missed",
+    ]
+
+
+def test_fast_rei_study_trains_every_strategy_on_the_same_noisy_tasks(tmp_path):
+    out = reproduce_rei.main(
+        ["--fast", "--jobs", "1", "--out", str(tmp_path), "--tasks", "ct", "cs_0.2"]
+    )
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    methods = [r["method"] for r in rows if r["task"] == "cs_0.2"]
+    assert methods == ["A†y", "MC", "EI", "REI", "REI (unknown noise)", "Sup"]
+    report = (out / "results.md").read_text()
+    assert "TransmissionNoise" in report and "GaussianNoise(sigma=0.2)" in report
+    assert report.count("REI − EI = ") == 2
+    assert (out / "ct.png").stat().st_size > 0

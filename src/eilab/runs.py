@@ -41,7 +41,15 @@ from eilab.progress import progress_text, read_progress
 from eilab.train import train
 
 #: How each strategy is named in tables and figures.
-LABELS = {"mc": "MC", "ei": "EI", "ei_adv": "EI_adv", "sup": "Sup", "ei_sup": "EI_sup"}
+LABELS = {
+    "mc": "MC",
+    "ei": "EI",
+    "ei_adv": "EI_adv",
+    "rei": "REI",
+    "rei_unknown": "REI (unknown noise)",
+    "sup": "Sup",
+    "ei_sup": "EI_sup",
+}
 #: The columns of a run table (row key -> header, format) and of its CSV.
 RUN_COLUMNS = {
     "method": ("method", "s"),
@@ -161,7 +169,7 @@ def settings_line(cfg: DictConfig) -> str:
     """The settings a reader needs to interpret a task's table, in one line."""
     physics = {k: v for k, v in cfg.physics.items() if k not in ("_target_", "img_size", "noise")}
     dataset = str(cfg.dataset._target_).rsplit(".", 1)[-1].removesuffix("_splits")
-    size = cfg.physics.img_size  # an int (H = W) or (H, W), e.g. 1-D signals
+    size = cfg.physics.get("img_size", cfg.img_size)  # int (H = W) or (H, W): 1-D signals
     shape = f"{size}²" if isinstance(size, int) else "×".join(str(n) for n in size)
     return (
         f"dataset {dataset}, {shape} × {cfg.channels} channel(s), "
@@ -169,8 +177,18 @@ def settings_line(cfg: DictConfig) -> str:
         f"group {cfg.group._target_.rsplit('.', 1)[-1]}, U-Net widths {list(cfg.model.widths)} "
         f"norm {cfg.model.norm}, batch {cfg.batch_size}, lr {cfg.optim.lr}, "
         f"milestones {list(cfg.optim.milestones)}, α {cfg.equivariance.alpha}, "
-        f"n_trans {cfg.equivariance.n_trans}, seed {cfg.seed} (epochs per run in the table)"
+        f"n_trans {cfg.equivariance.n_trans}, seed {cfg.seed}{noise_text(cfg.physics.noise)} "
+        "(epochs per run in the table)"
     )
+
+
+def noise_text(noise: DictConfig | None) -> str:
+    """ ", noise TransmissionNoise(I0=1000.0, ...)" for a table's settings line ("" if none)."""
+    if noise is None:
+        return ""
+    name = str(noise._target_).split("noise.", 1)[-1]
+    values = ", ".join(f"{k}={v}" for k, v in noise.items() if k != "_target_")
+    return f", noise {name}({values})"
 
 
 def run_job(job: Job) -> dict:
