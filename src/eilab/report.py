@@ -263,7 +263,8 @@ def save_curves(runs: list[Run], path: Path) -> None:
             axis.plot(epochs, psnr, marker=".", label=str(run.run_dir.name))
     axis.set(xlabel="epoch", ylabel="validation PSNR (dB)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7)
     figure.savefig(path, dpi=120)
 
 

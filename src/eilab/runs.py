@@ -148,9 +148,11 @@ def compose_run(overrides: tuple[str, ...], run_dir: Path) -> DictConfig:
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Write ``.hydra/config.yaml`` as eilab-train does, so eilab-eval can reload the run."""
+    """Write ``.hydra/config.yaml`` and ``hydra.yaml`` as eilab-train does, so eilab-eval can
+    reload the run and eilab-report can name it by its choices (strategy=ei, ...)."""
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save({"hydra": HydraConfig.get()}, run_dir / ".hydra" / "hydra.yaml")
 
 
 @torch.no_grad()
