@@ -5,6 +5,12 @@ config may use only SAFE_RESOLVERS, must resolve to plain values, and may name o
 constructors in EVAL_TARGETS (compared exactly, after resolution); anything else is an
 UnsafeRunConfigError before any object is built. Checkpoints load with weights_only=True, and
 "last"/"best" are the files the run recorded in its run.json.
+
+``dataset=<config>`` scores the run on another dataset: that node comes from the user's command
+line and eilab's conf/dataset group, not from the run directory, so it is built as eilab-train
+would build it; it replaces the run's dataset node, and its ``${img_size}`` / ``${channels}``
+resolve against the run's config. Images that do not fit the run's physics and network are a
+:class:`DatasetMismatchError` before any measurement is simulated.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from skimage.io import imsave
 
 from eilab import rundir
 from eilab.checkpoints import load_checkpoint
+from eilab.data.splits import ImageSplits
 from eilab.metrics import psnr
+from eilab.physics.base import image_size
 from eilab.train import build
 
 #: The only constructors eilab-eval builds from a saved run, compared exactly after resolution:
@@ -80,6 +88,10 @@ INTERPOLATION = OmegaConfGrammarParser.InterpolationContext
 
 class UnsafeRunConfigError(ValueError):
     """A saved run's config asks for something eilab-eval does not build or resolve."""
+
+
+class DatasetMismatchError(ValueError):
+    """Another dataset's images do not fit the run's physics and network."""
 
 
 def resolvers_in(text: str) -> list[str]:
@@ -160,19 +172,61 @@ def load_config(run_dir: Path) -> DictConfig:
     return OmegaConf.create(resolved)
 
 
-def load_run(run_dir: Path, checkpoint: str, device: str):
+def with_dataset(cfg: DictConfig, dataset: DictConfig) -> DictConfig:
+    """The run's config with ``dataset`` (a trusted node, see above) as its dataset, resolved
+    against the run's config; a mandatory value left out (``root: ???``) is named."""
+    merged = OmegaConf.create(
+        {**OmegaConf.to_container(cfg), "dataset": OmegaConf.to_container(dataset)}
+    )
+    missing = sorted(OmegaConf.missing_keys(merged.dataset))
+    if missing:
+        raise ValueError(
+            f"{missing[0]} must be given for dataset {dataset._target_}: add "
+            f"{missing[0]}=... to the eilab-eval command line"
+        )
+    OmegaConf.resolve(merged)
+    return merged
+
+
+def image_shape(cfg: DictConfig) -> tuple[int, ...]:
+    """(C, H, W) of the images a run's physics and network take."""
+    if "img_shape" in cfg.physics:  # compressed sensing names its whole input shape
+        return tuple(cfg.physics.img_shape)
+    return (cfg.channels, *image_size(cfg.physics.img_size))
+
+
+def check_images_fit(splits: ImageSplits, cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse another dataset whose images are not the (C, H, W) the run was trained on."""
+    expected = image_shape(cfg)
+    shape = tuple(splits.test.shape[1:])  # ImageSplits: every split has the same shape
+    if shape != expected:
+        raise DatasetMismatchError(
+            f"dataset {cfg.dataset._target_} gives images of (channels, height, width) "
+            f"{shape}, but the run {run_dir} ({cfg.physics._target_}, a network for "
+            f"{expected[0]} channel(s)) takes {expected}: leave dataset.img_size and "
+            "dataset.channels to follow the run's, or pick a dataset whose images have "
+            f"{expected[0]} channel(s)"
+        )
+
+
+def load_run(run_dir: Path, checkpoint: str, device: str, dataset: DictConfig | None = None):
     """Rebuild a run's module and data from its saved config and load its weights.
 
     ``checkpoint`` "last" or "best" is the file the run recorded in run.json; else a path.
+    ``dataset``, when given, replaces the run's dataset (see :func:`with_dataset`); its images
+    are checked against the run's before the weights are read.
     """
     cfg = load_config(run_dir)
+    if dataset is not None:
+        cfg = with_dataset(cfg, dataset)
     if checkpoint in ("last", "best"):
         ckpt = rundir.recorded_checkpoint(run_dir, checkpoint, hint="checkpoint")
     else:
         ckpt = Path(checkpoint)
-    state = load_checkpoint(ckpt)["state_dict"]
     module, datamodule = build(cfg)
-    module.load_state_dict(state)
+    if dataset is not None:
+        check_images_fit(datamodule.splits, cfg, run_dir)
+    module.load_state_dict(load_checkpoint(ckpt)["state_dict"])
     return module.to(device).eval(), datamodule, ckpt
 
 
@@ -203,14 +257,26 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
 @torch.no_grad()
 def evaluate(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
-    """Reconstruct every item, write metrics.csv (when ground truth exists) and the images."""
-    module, datamodule, ckpt = load_run(Path(cfg.run_dir), str(cfg.checkpoint), cfg.device)
+    """Reconstruct every item, write metrics.csv (when ground truth exists) and the images.
+
+    With ``dataset`` set, the items are that dataset's ``split``, simulated with the run's
+    physics. A fresh_noise run's train split gives its epoch-0 draw."""
+    dataset_cfg = cfg.get("dataset")
+    if dataset_cfg is not None and cfg.measurements is not None:
+        raise ValueError(
+            "eilab-eval: give either dataset= (images to simulate and score) or measurements= "
+            "(your own measurements), not both"
+        )
+    module, datamodule, ckpt = load_run(
+        Path(cfg.run_dir), str(cfg.checkpoint), cfg.device, dataset_cfg
+    )
     if cfg.measurements is not None:
         ys, xs = load_measurements(Path(cfg.measurements)), None
     else:
         datamodule.setup()
         dataset = datamodule.datasets[cfg.split]
-        ys, xs = dataset.measurements, dataset.images
+        ys = torch.stack([dataset[i]["y"] for i in range(len(dataset))])
+        xs = dataset.images
     recon = torch.cat([module(y[None].to(cfg.device)).cpu() for y in ys])
     torch.save(recon, out_dir / "reconstructions.pt")
     rows = [{"index": i} for i in range(len(recon))]
@@ -225,7 +291,8 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
     if cfg.save_images:
         for i, image in enumerate(recon):
             save_png(image, out_dir / f"recon_{i:04d}.png")
-    print(f"checkpoint: {ckpt}\nwrote {len(recon)} reconstructions to {out_dir}")
+    source = f" of {dataset_cfg._target_}" if dataset_cfg is not None else ""
+    print(f"checkpoint: {ckpt}\nwrote {len(recon)} reconstructions{source} to {out_dir}")
     return rows
 
 

@@ -82,6 +82,17 @@ def test_each_code_execution_route_is_refused_before_anything_is_built(route, tm
     assert not marker.exists()
 
 
+def test_a_dataset_from_the_command_line_does_not_lift_the_checks_on_the_run(tmp_path):
+    marker = tmp_path / "marker"
+    saved_run(tmp_path / "run", dataset=routes(tmp_path, marker)["torch.save"])
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        dataset = compose("eval", overrides=["run_dir=run", "dataset=ellipses"]).dataset
+    refused = re.escape("dataset._target_ = 'torch.save' is not allowed")
+    with pytest.raises(ValueError, match=refused):
+        load_run(tmp_path / "run", "last", "cpu", dataset)  # the run's node it would replace
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize(
     ("value", "named"),
     [
