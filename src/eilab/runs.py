@@ -292,7 +292,9 @@ def run_jobs(jobs: list[Job], workers: int) -> list[dict]:
                 for future in done:
                     report_done(future.result(), futures[future].start)
                 if pending and not done:
-                    report_in_flight([futures[f] for f in pending if f.running()])
+                    # a queued job counts as running once handed to the pool's call queue;
+                    # it has started when its worker created its run directory
+                    report_in_flight([futures[f] for f in pending if futures[f].run_dir.exists()])
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
