@@ -304,6 +304,7 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         "strategy": strategy._target_,
         "group": plain(strategy.group) if "group" in strategy else None,
         **{key: plain(cfg[key]) for key in ("physics", "img_size", "channels", "model", "dataset")},
+        "fresh_noise": cfg.get("fresh_noise", False),
     }
 
 

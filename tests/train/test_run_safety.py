@@ -128,6 +128,7 @@ def test_resume_appends_logs_keeps_the_first_config_and_records_the_change(train
         ("strategy=mc", "strategy: 'eilab.strategies.EI' -> 'eilab.strategies.MC'"),
         ("img_size=12", "img_size: 16 -> 12"),
         ("physics.n_views=20", "physics.n_views: 50 -> 20"),
+        ("fresh_noise=true", "fresh_noise: False -> True"),
     ],
 )
 def test_resuming_with_another_strategy_size_or_physics_is_refused(
