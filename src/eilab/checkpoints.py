@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from eilab.atomic import atomic_file
 
 #: What torch.load raises on a truncated, cut or garbled file (an empty file: EOFError; a cut
 #: zip: RuntimeError from the zip reader or OSError [Errno 22]; garbage: UnpicklingError).
@@ -52,22 +53,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
 def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
     """torch.save to a temporary file beside ``path``, fsync, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+    with atomic_file(path, "wb") as file:
+        torch.save(checkpoint, file)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import typing
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import eilab
+from eilab.atomic import atomic_file
 from eilab.theory import WEAK_CONDITIONING, Identifiability, analyse
 
 PROXY_SIZE = 12
@@ -98,18 +98,9 @@ def read_entry(path: Path, key: dict, expected: dict) -> Identifiability | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it over: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically: never half a file (eilab.atomic)."""
+    with atomic_file(path) as file:
+        file.write(text)
 
 
 def proxy_analysis(

@@ -8,11 +8,12 @@ the end of every training epoch; a command watching many runs reads them back wi
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import lightning as L
+
+from eilab.atomic import atomic_file
 
 PROGRESS_FILE = "progress.json"
 
@@ -37,9 +38,8 @@ class ProgressFile(L.Callback):
             "max_epochs": trainer.max_epochs,
             "elapsed_s": time.perf_counter() - self.start,
         }
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state))
-        os.replace(temporary, self.path)
+        with atomic_file(self.path) as file:
+            file.write(json.dumps(state))
 
 
 def read_progress(run_dir: Path) -> dict | None:

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from eilab.figures import save_reconstruction_grid
+from eilab.report import markdown_table
 from eilab.runs import (
     LABELS,
     RUN_COLUMNS,
     Job,
     ct_dataset_overrides,
-    markdown_table,
     new_output_dir,
     provenance,
     run_jobs,

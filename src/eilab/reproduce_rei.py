@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 from eilab.figures import save_reconstruction_grid
+from eilab.report import markdown_table
 from eilab.runs import (
     LABELS,
     RUN_COLUMNS,
     RUN_FIELDS,
     Job,
     ct_dataset_overrides,
-    markdown_table,
     new_output_dir,
     provenance,
     run_jobs,

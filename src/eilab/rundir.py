@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any, TextIO
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from eilab.atomic import atomic_file
 
 MARKERS = ("run.json", "checkpoints", "logs", "metrics.json")
 RUN_FILE, ATTEMPTS_FILE, LOCK_FILE = "run.json", "runs.jsonl", "run.lock"
@@ -211,10 +212,8 @@ def recorded_checkpoint(run_dir: Path, role: str, hint: str) -> Path:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically (temporary file beside it, then os.replace)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
+    with atomic_file(path) as file:
         file.write(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def append_line(current: Attempt, entry: dict[str, Any]) -> None:

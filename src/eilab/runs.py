@@ -376,19 +376,6 @@ def table_rows(task: str, results: list[dict], adagger_name: str) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict], columns: dict[str, tuple[str, str]]) -> str:
-    """A markdown table: ``columns`` maps a row key to (header, format spec); None -> "–"."""
-    lines = ["| " + " | ".join(header for header, _ in columns.values()) + " |"]
-    lines.append("|" + "---|" * len(columns))
-    for row in rows:
-        cells = [
-            "–" if row.get(key) is None else format(row[key], spec)
-            for key, (_, spec) in columns.items()
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
     """The rows' ``fields`` as a CSV file with a header line."""
     with open(path, "w", newline="") as handle:
