@@ -101,6 +101,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def say(line: str) -> None:
+    """Print one progress line in a single write, so lines from worker processes and the
+    parent never interleave within a line (print writes the text and its newline apart)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def elapsed(start: float) -> str:
     """Seconds since ``start`` as a fixed-width progress stamp."""
     return f"[{time.time() - start:6.1f} s]"
@@ -195,7 +202,7 @@ def noise_text(noise: DictConfig | None) -> str:
 
 def run_job(job: Job) -> dict:
     """Train and test one run (in a worker process or in-process); returns its results."""
-    print(f"{elapsed(job.start)} {job.task}/{job.strategy}: training in {job.run_dir}", flush=True)
+    say(f"{elapsed(job.start)} {job.task}/{job.strategy}: training in {job.run_dir}")
     job.run_dir.mkdir(parents=True)
     cfg = compose_run(job.overrides, job.run_dir)
     save_config(cfg, job.run_dir)
@@ -261,11 +268,10 @@ def report_done(result: dict, start: float) -> None:
     """One progress line for a finished run."""
     metrics = result["metrics"]
     ssim = f", SSIM {metrics['test/ssim']:.3f}" if "test/ssim" in metrics else ""
-    print(
+    say(
         f"{elapsed(start)} {result['task']}/{result['strategy']}: done in "
         f"{result['seconds']:.0f} s ({result['steps']} steps), test PSNR "
-        f"{metrics['test/psnr']:.2f} dB{ssim}",
-        flush=True,
+        f"{metrics['test/psnr']:.2f} dB{ssim}"
     )
 
 
@@ -305,7 +311,7 @@ def report_in_flight(jobs: list[Job]) -> None:
     """One line: each running job's epoch k/N and ETA."""
     if jobs:
         states = [f"{j.task}/{j.strategy} {progress_text(read_progress(j.run_dir))}" for j in jobs]
-        print(f"{elapsed(jobs[0].start)} running: {'; '.join(states)}", flush=True)
+        say(f"{elapsed(jobs[0].start)} running: {'; '.join(states)}")
 
 
 def provenance(title: str, command: str, workers: int, out: Path) -> str:
