@@ -45,7 +45,7 @@ demo: install data ## Train MC, EI and Sup on real CT and photographs; print the
 
 reproduce: install data ## Table 1 and Fig. 3, then the noisy-measurement study, at CPU scale
 	$(BIN)/python -m eilab.reproduce --publish experiments/table1
-	$(BIN)/python -m eilab.reproduce_rei --publish experiments/rei
+	$(BIN)/python -m eilab.reproduce_rei --tasks ct inpainting_0.1 cs_0.2 --publish experiments/rei
 
 clean: ## Remove build caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
