@@ -6,9 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict, read_write
 
 import eilab
 from eilab import preflight
@@ -16,15 +13,6 @@ from eilab.preflight import ConfigError, check_config
 
 CONF = Path(eilab.__file__).parent / "conf"
 GB = 1e9
-
-
-def compose_train(*overrides: str, tmp_path: Path | None = None):
-    with initialize_config_module("eilab.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = str(tmp_path or Path.cwd())
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 @pytest.mark.parametrize(
@@ -45,14 +33,14 @@ def compose_train(*overrides: str, tmp_path: Path | None = None):
         (["equivariance.alpha=-1"], "equivariance.alpha must be a number >= 0, got -1"),
     ],
 )
-def test_wrong_values_are_named_by_key(overrides, message, tmp_path):
+def test_wrong_values_are_named_by_key(overrides, message, compose_train):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_config(compose_train(*overrides, tmp_path=tmp_path))
+        check_config(compose_train(*overrides))
 
 
-def test_ints_pass_for_floats_and_zero_alpha_is_allowed(tmp_path):
-    check_config(compose_train("physics=mri", "physics.acceleration=4", tmp_path=tmp_path))
-    check_config(compose_train("equivariance.alpha=0", tmp_path=tmp_path))
+def test_ints_pass_for_floats_and_zero_alpha_is_allowed(compose_train):
+    check_config(compose_train("physics=mri", "physics.acceleration=4"))
+    check_config(compose_train("equivariance.alpha=0"))
 
 
 GROUPS = ("physics", "group", "model", "dataset", "strategy", "trainer", "logger", "callbacks")
@@ -70,14 +58,14 @@ def every_shipped_option() -> list[list[str]]:
     return cases
 
 
-def test_every_shipped_config_passes(tmp_path):
+def test_every_shipped_config_passes(compose_train):
     for overrides in every_shipped_option():
-        check_config(compose_train(*overrides, tmp_path=tmp_path))
+        check_config(compose_train(*overrides))
 
 
-def test_absurd_image_size_is_refused_with_the_estimate(tmp_path):
+def test_absurd_image_size_is_refused_with_the_estimate(compose_train):
     with pytest.raises(ConfigError) as error:
-        check_config(compose_train("img_size=100000", tmp_path=tmp_path))
+        check_config(compose_train("img_size=100000"))
     message = str(error.value)
     assert "the dataset images 4400.0 GB" in message  # 110 ellipse images of 10⁵ × 10⁵ float32
     assert "the physics operator 227500.0 GB" in message  # CT: 455 bytes × N² × 50 views
@@ -92,8 +80,10 @@ def test_absurd_image_size_is_refused_with_the_estimate(tmp_path):
         (["physics=inpainting", "img_size=8192"], 0.81 + 29.5),  # 12 B/pixel + 110 images
     ],
 )
-def test_memory_estimate_against_what_is_available(overrides, needed_gb, tmp_path, monkeypatch):
-    cfg = compose_train(*overrides, tmp_path=tmp_path)
+def test_memory_estimate_against_what_is_available(
+    overrides, needed_gb, compose_train, monkeypatch
+):
+    cfg = compose_train(*overrides)
     monkeypatch.setattr(preflight, "available_bytes", lambda: int(1.01 * needed_gb * GB))
     check_config(cfg)
     monkeypatch.setattr(preflight, "available_bytes", lambda: int(0.99 * needed_gb * GB))

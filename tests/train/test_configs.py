@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import OmegaConf
 
 import eilab
 from eilab.groups.base import Group
@@ -23,15 +22,6 @@ GROUPS = {
 CHECK_GROUPS = {"physics", "group"}
 NEEDS_NOISE = {"rei"}  # strategies that stop before training without a noise model
 OPTIONS = [(group, name) for group, names in GROUPS.items() for name in names]
-
-
-def compose_train(*overrides: str, tmp_path: Path | None = None):
-    with initialize_config_module("eilab.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = str(tmp_path or Path.cwd())
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def leaves(node: dict, prefix: str = "") -> dict:
@@ -60,11 +50,11 @@ def test_every_config_group_is_found():
 
 
 @pytest.mark.parametrize(("group", "name"), OPTIONS)
-def test_every_yaml_composes(group, name, tmp_path):
+def test_every_yaml_composes(group, name, compose_train):
     overrides = [f"{group}={name}"]
     if group == "physics" and name == "mri":
         overrides.append("channels=2")
-    cfg = compose_train(*overrides, tmp_path=tmp_path)
+    cfg = compose_train(*overrides)
     job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     OmegaConf.to_container(job, resolve=True)  # every interpolation points at a real key
     composed = leaves(OmegaConf.to_container(job))
@@ -76,17 +66,14 @@ def test_every_yaml_composes(group, name, tmp_path):
 
 @pytest.mark.parametrize("name", GROUPS["experiment"])
 @pytest.mark.parametrize("strategy", GROUPS["strategy"])
-def test_every_experiment_instantiates_shrunk(name, strategy, tmp_path):
-    cfg = compose_train(
-        f"experiment={name}", f"strategy={strategy}", "debug=fast", tmp_path=tmp_path
-    )
+def test_every_experiment_instantiates_shrunk(name, strategy, compose_train):
+    cfg = compose_train(f"experiment={name}", f"strategy={strategy}", "debug=fast")
     if strategy in NEEDS_NOISE and cfg.physics.noise is None:  # rei_* experiments bring their own
         cfg = compose_train(
             f"experiment={name}",
             f"strategy={strategy}",
             "debug=fast",
             "noise=gaussian",
-            tmp_path=tmp_path,
         )
     module, datamodule = build(cfg)
     instantiate(cfg.trainer)
@@ -97,7 +84,7 @@ def test_every_experiment_instantiates_shrunk(name, strategy, tmp_path):
 
 
 @pytest.mark.parametrize("strategy", GROUPS["strategy"])
-def test_shared_settings_reach_every_strategy(strategy, tmp_path):
+def test_shared_settings_reach_every_strategy(strategy, compose_train):
     cfg = compose_train(
         f"strategy={strategy}",
         *(["noise=gaussian"] if strategy in NEEDS_NOISE else []),
@@ -108,7 +95,6 @@ def test_shared_settings_reach_every_strategy(strategy, tmp_path):
         "optim.gamma=0.25",
         "equivariance.alpha=7.5",
         "equivariance.n_trans=3",
-        tmp_path=tmp_path,
     )
     module, _ = build(cfg)
     optim = (module.lr, module.weight_decay, module.milestones, module.gamma)
