@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from torch import nn
 
-from eilab.physics import radon, torch_radon
+from eilab.physics import astra_radon, radon, torch_radon
 from eilab.physics.base import LinearPhysics
 from eilab.physics.radon import SparseOperator, full_precision
 
-BACKENDS = ("auto", "torch", "torch_radon")
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "torch_radon", "astra")
 # backend="auto" builds the stored matrices only while holding them takes at most REST_SHARE of
 # the available memory of the host and of the current CUDA device, and building them (on the
 # host) at most PEAK_SHARE of the host's: the rest is left to data, network and optimiser.
+# Past that it chooses the matrix-free "astra" backend when astra-toolbox imports.
 REST_SHARE = 0.5
 PEAK_SHARE = 0.8
 
@@ -40,8 +44,12 @@ class CT(LinearPhysics):
 
     Backends: ``"torch"`` stores the operator as sparse matrices (CPU and CUDA), about 70 bytes
     × N² × views, built in blocks on the host; it refuses only when building cannot fit in the
-    host's available memory. ``"auto"`` is ``"torch"`` while the matrices fit the rule above
-    (REST_SHARE, PEAK_SHARE) and otherwise refuses, with the numbers, before allocating.
+    host's available memory. ``"astra"`` stores nothing: it projects with the ASTRA Toolbox
+    (``eilab.physics.astra_radon``; optional extra ``pip install "eilab[astra]"``, GPLv3) on
+    the CPU and on CUDA, in the same geometry, and its ``A_dagger`` is the same filter followed
+    by its exact back-projection. ``"auto"`` is ``"torch"`` while the matrices fit the rule above
+    (REST_SHARE, PEAK_SHARE), else ``"astra"`` when astra-toolbox imports, else it refuses,
+    with the numbers, before allocating. The chosen backend is logged.
     ``"torch_radon"`` uses the torch_radon package when it is importable and
     ``eilab.physics.torch_radon`` (the same API on eilab's matrices) otherwise; its ``A_dagger``
     is torch-radon's FBP: ``filter_sinogram`` then the exact back-projection.
@@ -65,8 +73,10 @@ class CT(LinearPhysics):
         self.register_buffer("angles_deg", angles.float(), persistent=False)
         self.n_detectors = radon.n_detectors(img_size, circle)
         self.fbp_bins = radon.n_detectors(img_size, circle=False)
-        self.radon = None
-        if self.backend == "torch_radon":
+        self.radon = self.engine = None
+        if self.backend == "astra":
+            self.engine = astra_radon.AstraRadon(img_size, angles, self.n_detectors, circle)
+        elif self.backend == "torch_radon":
             self.radon = torch_radon.radon_class()(
                 img_size, torch.deg2rad(angles), det_count=self.n_detectors, clip_to_circle=circle
             )
@@ -83,6 +93,9 @@ class CT(LinearPhysics):
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Sinogram of each image: (B, C, N, N) -> (B, C, n_detectors, n_views)."""
         self._check_image(x)
+        if self.engine is not None:
+            with full_precision(x) as x:
+                return self.engine.forward(x)
         if self.radon is not None:
             with full_precision(x) as x:
                 return self.radon.forward(x).transpose(-1, -2)
@@ -91,6 +104,9 @@ class CT(LinearPhysics):
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Exact back-projection (transpose of ``A``): (B, C, n_det, n_views) -> (B, C, N, N)."""
         self._check_sinogram(y, self.n_detectors)
+        if self.engine is not None:
+            with full_precision(y) as y:
+                return self.engine.backproject(y)
         if self.radon is not None:
             with full_precision(y) as y:
                 return self.radon.backprojection(y.transpose(-1, -2).contiguous())
@@ -107,7 +123,11 @@ class CT(LinearPhysics):
                 )
                 return image * self.fbp_mask.to(image.dtype)
         filtered = self.filter_sinogram(y)
-        image = _apply_to_images(self.backprojector, filtered, (self.img_size,) * 2, False)
+        if self.engine is not None:  # the bins of the sinogram itself: the disk's when circle
+            first = self.fbp_bins // 2 - self.n_detectors // 2
+            image = self.engine.backproject(filtered[..., first : first + self.n_detectors, :])
+        else:
+            image = _apply_to_images(self.backprojector, filtered, (self.img_size,) * 2, False)
         return image * self.fbp_mask.to(image.dtype) * (math.pi / (2 * self.n_views))
 
     def filter_sinogram(self, y: torch.Tensor) -> torch.Tensor:
@@ -148,16 +168,40 @@ def _validate(img_size: int, n_views: int, filter_name: str, backend: str) -> No
 def _resolve_backend(backend: str, img_size: int, n_views: int, circle: bool) -> str:
     """The backend to build; refuse, before allocating, stored matrices that cannot fit."""
     if backend == "torch_radon":
+        log.info("CT %d² × %d views: backend 'torch_radon'", img_size, n_views)
         return backend
+    if backend == "astra":
+        return _matrix_free(img_size, n_views, circle, "")
     need = radon.estimate_memory(img_size, n_views, circle)
     available = radon.available_memory()
     if backend == "auto":
         shortfall = radon.memory_shortfall(need, available, REST_SHARE, PEAK_SHARE)
     else:
         shortfall = radon.memory_shortfall(need, {"cpu": available["cpu"]}, 1.0, 1.0)
+    if shortfall and backend == "auto" and astra_radon.is_available():
+        why = f" (auto: the stored matrices would not fit: {shortfall})"
+        return _matrix_free(img_size, n_views, circle, why)
     if shortfall:
         raise MemoryError(_refusal(img_size, n_views, need, available, shortfall))
+    log.info(
+        "CT %d² × %d views: backend 'torch' (%s at rest)",
+        *(img_size, n_views, radon.gigabytes(need.rest)),
+    )
     return "torch"
+
+
+def _matrix_free(img_size: int, n_views: int, circle: bool, why: str) -> str:
+    """Choose "astra" (logging why) unless one image and its sinogram cannot fit in the host."""
+    need = astra_radon.working_memory(img_size, radon.n_detectors(img_size, circle), n_views)
+    available = radon.host_available()
+    if need > available:
+        raise MemoryError(
+            f"CT {img_size}² × {n_views} views with backend 'astra' needs about "
+            f"{radon.gigabytes(need)} for one image and its sinogram; available "
+            f"{radon.gigabytes(available)} on cpu. Use a smaller size or fewer views."
+        )
+    log.info("CT %d² × %d views: backend 'astra'%s", img_size, n_views, why)
+    return "astra"
 
 
 def _refusal(
@@ -168,7 +212,7 @@ def _refusal(
     return (
         f"CT {img_size}² × {n_views} views needs about {radon.gigabytes(need.rest)} at rest "
         f"({radon.gigabytes(need.peak)} to build); available {free}: {why}. Use a smaller "
-        "size or fewer views, or a matrix-free backend: eilab has none of its own yet "
-        "(backend='torch_radon' computes without stored matrices when the CUDA-only "
-        "torch_radon package is installed)."
+        "size or fewer views, or the matrix-free backend='astra', which stores no matrices "
+        "(install it with pip install 'eilab[astra]'; backend='auto' then chooses it by "
+        "itself)."
     )
