@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from eilab.bench import __doc__ as overview
+from eilab.bench import peer_sure
 from eilab.bench.ops import Case, ops_section
 from eilab.bench.report import machine_lines, max_rss_line
 from eilab.bench.scaling import Sweeps, scaling_section
@@ -29,7 +30,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=overview.split("\n")[0],
         epilog="Put Hydra overrides before the options, or after '--'.",
     )
-    parser.add_argument("--suite", choices=("ops", "train", "scaling", "all"), default="ops")
+    parser.add_argument(
+        "--suite", choices=("ops", "train", "scaling", "sure", "all"), default="ops"
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ops = parser.add_argument_group("ops suite")
     ops.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sizes N")
@@ -64,6 +67,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="scaling plot PNG (default: <out stem>_scaling.png beside --out, else "
         "experiments/bench/scaling_<device>.png)",
     )
+    sure = parser.add_argument_group("sure suite (eilab's SURE and REQ beside deepinv's)")
+    sure.add_argument("--sure-draws", type=int, default=200, help="draws per Monte-Carlo row")
     timing = parser.add_argument_group("timing (torch.utils.benchmark adaptive_autorange)")
     timing.add_argument("--warmup", type=int, default=1, help="untimed calls per cell")
     timing.add_argument("--min-time", type=float, default=0.5, help="seconds timed at least")
@@ -101,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         sweeps = Sweeps(tuple(args.scaling_sizes), tuple(args.scaling_views), args.scaling_batch)
         plot = args.plot or default_plot(args.out, device)
         sections.append(scaling_section(sweeps, budget, device, plot))
+    if args.suite in ("sure", "all"):
+        sections.append(peer_sure.report(args.sure_draws))
     text = "\n".join([*sections, max_rss_line()]) + "\n"
     print(text)
     if args.out is not None:
