@@ -72,6 +72,7 @@ def test_gradients_flow_through_the_autograd_functions(astra):
     assert torch.autograd.gradcheck(ct.A, (x,), **check)
     assert torch.autograd.gradcheck(ct.A_adjoint, (y,), **check)
     assert torch.autograd.gradcheck(ct.A_dagger, (y,), **check)
+    assert torch.autograd.gradgradcheck(ct.A, (x,), **check)
 
 
 def test_batch_and_channels_are_independent_images(astra):

@@ -16,12 +16,19 @@ in it (the image is masked before projecting and after back-projecting).
 
 Projectors: on the CPU ASTRA's ``linear`` projector (Joseph's method: linear interpolation
 along the pixel rows or columns each ray crosses), whose back-projection is its exact transpose:
-<Ax, y> = <x, Aᵀy> to float32 rounding (relative 1e-7 to 1e-5 measured at 64²-256²). Its
-sinograms are within 0.4-0.7 % (relative L2) of scikit-image's bilinear rotate-and-sum. On CUDA
+<Ax, y> = <x, Aᵀy> to float32 rounding (relative error 3e-10 to 2e-7 measured at 33²-256²).
+Its sinograms are within 0.2-0.6 % (relative L2, 256²-64²) of scikit-image's bilinear
+rotate-and-sum, and FBP through it within 0.3 dB PSNR of ``iradon``. On CUDA
 tensors ASTRA's ``cuda`` projector pair runs on the tensor's GPU with zero-copy DLPack; its
-back-projection is pixel-driven, not the exact transpose of its ray-driven forward (ASTRA
-documents a mismatch near 1e-3), so adjointness there holds only to that tolerance. ASTRA
-computes in float32: other float dtypes are computed in float32 and cast back.
+back-projection is pixel-driven, not the exact transpose of its ray-driven forward (a relative
+mismatch near 1e-3 was reported for it), so adjointness there holds only to about that. That
+path is checked by the tests marked ``gpu`` only: it was written without a GPU to run them.
+ASTRA computes in float32: other float dtypes are computed in float32 and cast back.
+
+Cost, measured on a 2-core CPU for a batch of 8: at 256² × 180 views the forward takes 1.4 s
+and the back-projection 0.8 s (the built-in matrices: 0.7 s and 0.9 s, after an 80 s build,
+1.65 GB peak); at 512² × 720 views 23 s and 15 s, 0.58 GB peak for the whole process. ASTRA's
+CPU projectors run on one thread.
 
 Both directions are ``torch.autograd.Function``s whose backward is the other direction, so
 gradients (and gradients of gradients) flow through ``A``, ``A_adjoint`` and FBP.
