@@ -84,7 +84,7 @@ def test_fbp_of_a_constant_disk_is_close_to_the_constant():
         ({"img_size": 1}, "img_size"),
         ({"n_views": 0}, "n_views"),
         ({"filter_name": "gauss"}, "filter_name"),
-        ({"backend": "astra"}, "backend"),
+        ({"backend": "matrices"}, "backend"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, name):

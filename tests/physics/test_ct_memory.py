@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from eilab.physics import CT, radon
+from eilab.physics import CT, astra_radon, radon
 from eilab.physics.radon import MatrixMemory, index_dtype, memory_shortfall
 
 GB = 10**9
@@ -75,7 +75,13 @@ def no_build(monkeypatch):
     monkeypatch.setattr(radon, "fbp_backprojector_blocks", never_build)
 
 
-def test_auto_refuses_with_the_numbers(monkeypatch, no_build):
+@pytest.fixture
+def no_astra(monkeypatch):
+    """backend='auto' as where the optional astra-toolbox is not installed."""
+    monkeypatch.setattr(astra_radon, "is_available", lambda: False)
+
+
+def test_auto_refuses_with_the_numbers(monkeypatch, no_build, no_astra):
     monkeypatch.setattr(radon, "available_memory", lambda: {"cpu": 23 * GB})
     need = radon.estimate_memory(1024, 720, circle=False)
     with pytest.raises(MemoryError) as refusal:
@@ -84,7 +90,7 @@ def test_auto_refuses_with_the_numbers(monkeypatch, no_build):
     assert f"CT 1024² × 720 views needs about {need.rest / GB:.1f} GB at rest" in message
     assert f"({need.peak / GB:.1f} GB to build)" in message
     assert "available 23.0 GB on cpu" in message
-    assert "matrix-free backend: eilab has none of its own yet" in message
+    assert "the matrix-free backend='astra'" in message
 
 
 def test_a_huge_image_is_refused_before_allocating(no_build):
@@ -93,7 +99,7 @@ def test_a_huge_image_is_refused_before_allocating(no_build):
             CT(img_size=100000, backend=backend)
 
 
-def test_auto_keeps_margins_that_an_explicit_torch_backend_may_use(monkeypatch):
+def test_auto_keeps_margins_that_an_explicit_torch_backend_may_use(monkeypatch, no_astra):
     need = radon.estimate_memory(24, 9, circle=False)
     monkeypatch.setattr(radon, "available_memory", lambda: {"cpu": need.peak})
     with pytest.raises(MemoryError, match="80% of the memory on cpu"):
