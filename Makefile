@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml
 data: install ## Get the real head CT (Debian invesalius-examples) where possible
 	$(BIN)/python -m eilab.data.prepare
 
+# Test processes (pytest-xdist): one per core; `make test TEST_JOBS=0` runs in this process.
+TEST_JOBS ?= auto
+
 test: install lint ## Lint, then run the test suite (the CI gate)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
 
 lint: install ## ruff: lint and formatting check
 	$(BIN)/ruff check .

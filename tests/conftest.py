@@ -1,6 +1,9 @@
 """Shared fixtures: every device test runs on CPU, and on CUDA when selected and present;
-train configs composed as ``eilab-train`` would, with this test's tmp_path as the run directory."""
+train configs composed as ``eilab-train`` would, with this test's tmp_path as the run directory.
+Under pytest-xdist (``make test`` runs ``-n 2``) the workers share the cores instead of each
+starting one torch thread per core."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +20,20 @@ CUDA = pytest.param(
         pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
     ],
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each xdist worker, and the eilab processes it starts, its share of the cores.
+
+    Two workers each running one torch thread per core oversubscribe the CPU: OpenMP threads
+    then wait on preempted peers (on a loaded 2-core machine, test_sup_overfits_one_batch took
+    40 s with two threads and 3.6 s with one).
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # inherited by subprocesses
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=["cpu", CUDA])

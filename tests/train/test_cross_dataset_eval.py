@@ -24,6 +24,8 @@ from eilab.eval import DatasetMismatchError, evaluate, load_config, load_run
 from eilab.metrics import psnr
 
 FOLDER = ["dataset.n_val=1", "dataset.n_test=2"]  # 5 PNGs: 2 train, 1 val, 2 test
+# One xdist worker runs this module, so its trained run (a module fixture) is trained once.
+pytestmark = pytest.mark.xdist_group("cross_dataset_eval")
 
 
 def eval_config(*overrides: str):

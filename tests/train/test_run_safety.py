@@ -19,6 +19,8 @@ from eilab.checkpoints import AtomicCheckpointIO
 from eilab.train import make_trainer
 
 FAST = ("debug=fast", "strategy=ei", "check_identifiability=false")
+# One xdist worker runs this module, so its trained run (a module fixture) is trained once.
+pytestmark = pytest.mark.xdist_group("run_safety")
 
 
 def eilab_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
