@@ -40,25 +40,30 @@ def test_progress_text_gives_epoch_and_eta(tmp_path):
     assert progress_text(read_progress(tmp_path)) == "epoch 12/100, ETA 9 min"
 
 
-def test_report_of_an_alpha_sweep_writes_table_csv_and_plots(tmp_path, capsys):
-    sweep = [sys.executable, "-m", "eilab.train", "-m", "debug=fast", "strategy=ei"]
-    sweep += ["equivariance.alpha=1,10,100", "hydra.sweep.dir=sweep"]
+def test_alpha_sweep_through_the_submitit_local_launcher_and_its_report(tmp_path, capsys):
+    sweep = [sys.executable, "-m", "eilab.train", "-m", "hydra/launcher=local", "debug=fast"]
+    sweep += ["strategy=ei", "equivariance.alpha=1,10,100", "hydra.sweep.dir=sweep"]
     done = subprocess.run(sweep, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 3
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")])
     text = (tmp_path / "report" / "runs.md").read_text()
     assert "3 finished runs" in text and "Sweep over" not in text
+    assert "wrote runs.md" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--sweep alpha: no such config value"):
         main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report"), "--sweep", "alpha"])
-    main([str(tmp_path / "sweep"), "--out", str(tmp_path / "sw"), "--sweep", "equivariance.alpha"])
-    text = (tmp_path / "sw" / "runs.md").read_text()
-    assert "| ei/ct/rotate | 1 |" in text and "| ei/ct/rotate | 100 |" in text
-    assert "Spearman ρ(−val/sure, test PSNR)" in text
+    command = [sys.executable, "-m", "eilab.report", "sweep", "--out", "sw"]
+    command += ["--sweep", "equivariance.alpha"]
+    reported = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert reported.returncode == 0, reported.stderr
+    table = (tmp_path / "sw" / "runs.md").read_text()
+    for text in (reported.stdout, table):
+        assert "| ei/ct/rotate | 1 |" in text and "| ei/ct/rotate | 100 |" in text
+    assert "Spearman ρ(−val/sure, test PSNR)" in table
     csv_lines = (tmp_path / "sw" / "runs.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and "test_psnr" in csv_lines[0]
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 1000
     assert (tmp_path / "sw" / "curves.png").stat().st_size > 1000
-    assert "wrote runs.md" in capsys.readouterr().out
 
 
 def test_report_names_a_missing_directory(tmp_path):
