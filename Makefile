@@ -39,9 +39,13 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Operators at 128² (ops); the EI and REI training steps beside deepinv's at 64² (train);
+# eilab's SURE and REQ values beside deepinv's (sure). `--suite scaling` is separate (~30 min).
 bench: install ## Time eilab against scikit-image and deepinv (separate .bench-venv)
 	bash tools/setup_bench_env.sh
-	.bench-venv/bin/python -m eilab.bench
+	.bench-venv/bin/python -m eilab.bench --suite ops
+	.bench-venv/bin/python -m eilab.bench --suite train --strategies ei rei model=unet_small img_size=64
+	.bench-venv/bin/python -m eilab.bench --suite sure
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
 	$(BIN)/python -m eilab.demo
