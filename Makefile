@@ -44,7 +44,7 @@ format: install ## ruff: fix what can be fixed and format
 bench: install ## Time eilab against scikit-image and deepinv (separate .bench-venv)
 	bash tools/setup_bench_env.sh
 	.bench-venv/bin/python -m eilab.bench --suite ops
-	.bench-venv/bin/python -m eilab.bench --suite train --strategies ei rei model=unet_small img_size=64
+	.bench-venv/bin/python -m eilab.bench --suite train model=unet_small img_size=64 --strategies ei rei
 	.bench-venv/bin/python -m eilab.bench --suite sure
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
