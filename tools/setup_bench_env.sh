@@ -5,6 +5,7 @@
 # torch 2.13.0 CPU build, so `make bench` runs in its own venv with torch 2.14.1 +
 # torchvision 0.29.1 (CUDA builds from PyPI; they run on the CPU). eilab, deepinv and
 # scikit-image are then all timed on the same torch. A first build took 245 s and 6.0 GB here.
+# astra-toolbox (eilab's matrix-free CT backend, GPLv3) and pytest (tests/bench) come with it.
 #
 # Idempotent: does nothing when .bench-venv/.stamp is newer than pyproject.toml and this script.
 # Usage: bash tools/setup_bench_env.sh [--force]
@@ -31,12 +32,15 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 
 "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
 "${PIP[@]}" "torch==2.14.1" "deepinv==0.5.0" scikit-image scipy numpy tqdm
+# eilab's matrix-free CT backend (the scaling suite's 'astra' column) and pytest for the bench tests
+"${PIP[@]}" "torch==2.14.1" "astra-toolbox==2.5.0" pytest
 "${PIP[@]}" "torch==2.14.1" -e "$ROOT"   # eilab with its dependencies (Lightning, Hydra, ...)
 
 "$VENV/bin/python" - <<'PY'
-import deepinv, skimage, torch, torchvision  # noqa: F401
+import astra, deepinv, skimage, torch, torchvision  # noqa: F401
 import eilab  # noqa: F401
 print(f"bench env ok: torch {torch.__version__}, torchvision {torchvision.__version__}, "
-      f"deepinv {deepinv.__version__}, scikit-image {skimage.__version__}")
+      f"deepinv {deepinv.__version__}, scikit-image {skimage.__version__}, "
+      f"astra-toolbox {astra.__version__}")
 PY
 touch "$STAMP"
