@@ -196,7 +196,7 @@ def plot(path: Path, title: str, config: Sweeps, done: dict[tuple[str, int, int]
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     time_ax, memory_ax = fig.subplots(1, 2)
-    for backend in BACKENDS:
+    for backend, color in zip(BACKENDS, ("C0", "C1", "C2"), strict=True):
         cells = sorted(
             ((s * s * v, r) for (b, s, v), r in done.items() if b == backend),
             key=lambda pair: pair[0],
@@ -204,12 +204,13 @@ def plot(path: Path, title: str, config: Sweeps, done: dict[tuple[str, int, int]
         measured = [(pv, r) for pv, r in cells if isinstance(r, CellResult)]
         if measured:
             pvs = [pv for pv, _ in measured]
-            time_ax.plot(pvs, [r.total_ms for _, r in measured], "o-", label=backend)
-            memory_ax.plot(pvs, [r.peak_gb for _, r in measured], "o-", label=backend)
+            style = {"color": color, "label": backend}
+            time_ax.plot(pvs, [r.total_ms for _, r in measured], "o-", **style)
+            memory_ax.plot(pvs, [r.peak_gb for _, r in measured], "o-", **style)
         refused = [(pv, r.build_gb) for pv, r in cells if isinstance(r, Refused)]
         if refused:
             label = f"{backend} refused (CT estimate to build)"
-            memory_ax.plot(*zip(*refused, strict=True), "o--", mfc="none", label=label)
+            memory_ax.plot(*zip(*refused, strict=True), "o--", color=color, mfc="none", label=label)
     memory_ax.axhline(config.cap_gb, color="grey", ls=":", label=f"cap {config.cap_gb:g} GB")
     for ax, ylabel in ((time_ax, "forward + adjoint + FBP, ms"), (memory_ax, "peak GB")):
         ax.set(xscale="log", yscale="log", xlabel="N² × views", ylabel=ylabel)
