@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install data test lint format bench demo reproduce clean
+.PHONY: help install data test lint format bench bench-scaling demo reproduce clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,12 +40,16 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff format .
 
 # Operators at 128² (ops); the EI and REI training steps beside deepinv's at 64² (train);
-# eilab's SURE and REQ values beside deepinv's (sure). `--suite scaling` is separate (~30 min).
+# eilab's SURE and REQ values beside deepinv's (sure).
 bench: install ## Time eilab against scikit-image and deepinv (separate .bench-venv)
 	bash tools/setup_bench_env.sh
 	.bench-venv/bin/python -m eilab.bench --suite ops
 	.bench-venv/bin/python -m eilab.bench --suite train model=unet_small img_size=64 --strategies ei rei
 	.bench-venv/bin/python -m eilab.bench --suite sure
+
+bench-scaling: install ## Time and peak memory of each CT backend vs N and views (~15 min)
+	bash tools/setup_bench_env.sh
+	nice -n 10 .bench-venv/bin/python -m eilab.bench.scaling --out-dir experiments/bench
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
 	$(BIN)/python -m eilab.demo

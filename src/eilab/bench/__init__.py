@@ -1,14 +1,16 @@
 """Time eilab's CT operator and training step beside their peers: ``python -m eilab.bench``.
 
-Three suites (``--suite ops|train|scaling|all``), on ``--device cpu`` (default) or ``cuda``:
+Three suites (``--suite ops|train|sure|all``), on ``--device cpu`` (default) or ``cuda``:
 
 - ``ops`` (:mod:`eilab.bench.ops`): one call of the CT forward ``A``, adjoint ``A_adjoint``,
   FBP ``A_dagger`` and ``A`` then ``A_adjoint`` of eilab ``CT``, deepinv ``Tomography`` and
   scikit-image ``radon``/``iradon``, plus a geometry check of each against scikit-image;
 - ``train`` (:mod:`eilab.bench.train_step`): one optimisation step of each strategy, built from
   the Hydra configs eilab-train composes, beside deepinv's losses on the same network;
-- ``scaling`` (:mod:`eilab.bench.scaling`): ``A`` then ``A_adjoint`` versus image size and
-  number of views, with eilab's one-off build time, as tables and a log-log plot.
+- ``sure`` (:mod:`eilab.bench.peer_sure`): eilab's SURE and REQ values beside deepinv's.
+
+The CT backends' scaling (time and peak memory versus image size and views, each cell in a
+child process) has its own command, ``python -m eilab.bench.scaling`` (``make bench-scaling``).
 
 Every cell is timed by ``torch.utils.benchmark`` (:mod:`eilab.bench.timing`) and reported as
 median (interquartile range) in milliseconds. eilab's operators and strategies come from the

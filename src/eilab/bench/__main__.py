@@ -13,7 +13,6 @@ from eilab.bench import __doc__ as overview
 from eilab.bench import peer_sure
 from eilab.bench.ops import Case, ops_section
 from eilab.bench.report import machine_lines, max_rss_line
-from eilab.bench.scaling import Sweeps, scaling_section
 from eilab.bench.timing import Budget, resolve_device
 from eilab.bench.train_step import Variant, train_section
 
@@ -30,9 +29,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=overview.split("\n")[0],
         epilog="Put Hydra overrides before the options, or after '--'.",
     )
-    parser.add_argument(
-        "--suite", choices=("ops", "train", "scaling", "sure", "all"), default="ops"
-    )
+    parser.add_argument("--suite", choices=("ops", "train", "sure", "all"), default="ops")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ops = parser.add_argument_group("ops suite")
     ops.add_argument("--sizes", type=int, nargs="+", default=[128], help="image sizes N")
@@ -52,21 +49,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--bf16", action="store_true", help="eilab rows: bfloat16 autocast (as bf16-mixed)"
     )
     train.add_argument("--compile", action="store_true", help="eilab rows: torch.compile network")
-    scaling = parser.add_argument_group("scaling suite (forward + adjoint vs size and views)")
-    scaling.add_argument(
-        "--scaling-sizes", type=int, nargs="+", default=[64, 128, 256, 512], help="at 50 views"
-    )
-    scaling.add_argument(
-        "--scaling-views", type=int, nargs="+", default=[25, 50, 90, 180, 360], help="at 128x128"
-    )
-    scaling.add_argument("--scaling-batch", type=int, default=8, help="batch size")
-    scaling.add_argument(
-        "--plot",
-        type=Path,
-        default=None,
-        help="scaling plot PNG (default: <out stem>_scaling.png beside --out, else "
-        "experiments/bench/scaling_<device>.png)",
-    )
     sure = parser.add_argument_group("sure suite (eilab's SURE and REQ beside deepinv's)")
     sure.add_argument("--sure-draws", type=int, default=200, help="draws per Monte-Carlo row")
     timing = parser.add_argument_group("timing (torch.utils.benchmark adaptive_autorange)")
@@ -79,13 +61,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.warmup < 0 or args.min_time < 0 or args.max_time <= 0:
         parser.error("--warmup and --min-time must be >= 0, --max-time > 0")
     return args
-
-
-def default_plot(out: Path | None, device: torch.device) -> Path:
-    """The scaling plot's path: ``<out stem>_scaling.png`` beside ``--out``, else the bench dir."""
-    if out is not None:
-        return out.with_name(f"{out.stem}_scaling.png")
-    return Path("experiments/bench") / f"scaling_{device.type}.png"
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -102,10 +77,6 @@ def main(argv: Sequence[str] | None = None) -> str:
     if args.suite in ("train", "all"):
         variant = Variant(args.channels_last, args.bf16, args.compile)
         sections.append(train_section(args.strategies, args.overrides, variant, budget, device))
-    if args.suite in ("scaling", "all"):
-        sweeps = Sweeps(tuple(args.scaling_sizes), tuple(args.scaling_views), args.scaling_batch)
-        plot = args.plot or default_plot(args.out, device)
-        sections.append(scaling_section(sweeps, budget, device, plot))
     if args.suite in ("sure", "all"):
         sections.append(peer_sure.report(args.sure_draws))
     text = "\n".join([*sections, max_rss_line()]) + "\n"
