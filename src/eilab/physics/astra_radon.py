@@ -27,8 +27,9 @@ ASTRA computes in float32: other float dtypes are computed in float32 and cast b
 
 Cost, measured on a 2-core CPU for a batch of 8: at 256² × 180 views the forward takes 1.4 s
 and the back-projection 0.8 s (the built-in matrices: 0.7 s and 0.9 s, after an 80 s build,
-1.65 GB peak); at 512² × 720 views 23 s and 15 s, 0.58 GB peak for the whole process. ASTRA's
-CPU projectors run on one thread.
+1.65 GB peak); at 512² × 720 views 23 s and 15 s, 0.58 GB peak for the whole process (0.92
+GB beside the bench environment's CUDA build of torch: experiments/bench/scaling_cpu.md).
+ASTRA's CPU projectors run on one thread.
 
 Both directions are ``torch.autograd.Function``s whose backward is the other direction, so
 gradients (and gradients of gradients) flow through ``A``, ``A_adjoint`` and FBP.
