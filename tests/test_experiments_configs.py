@@ -3,12 +3,8 @@ debug=fast multirun of both followed by eilab-report, as the study's README runs
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict, read_write
 
 from eilab.models import PatchDiscriminator
 from eilab.physics import CT, Inpainting
@@ -22,19 +18,9 @@ TINY = {
 }
 
 
-def compose_train(*overrides: str, output_dir: Path):
-    """The train config as eilab-train composes it, with ``output_dir`` as the run directory."""
-    with initialize_config_module("eilab.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
 @pytest.mark.parametrize("experiment", TINY)
-def test_tiny_config_has_the_studys_data_and_budget(experiment, tmp_path):
-    cfg = compose_train(f"experiment={experiment}", output_dir=tmp_path)
+def test_tiny_config_has_the_studys_data_and_budget(experiment, compose_train):
+    cfg = compose_train(f"experiment={experiment}")
     module, datamodule = build(cfg)
     datamodule.setup("fit")
     physics_class, (key, value), alpha = TINY[experiment]
@@ -48,20 +34,19 @@ def test_tiny_config_has_the_studys_data_and_budget(experiment, tmp_path):
     assert list(cfg.model.widths) == [16, 32] and cfg.model.norm == "none"
 
 
-def test_tiny_inpainting_tests_on_photographs_it_never_trains_on(tmp_path):
-    cfg = compose_train("experiment=tiny_inpainting", output_dir=tmp_path)
+def test_tiny_inpainting_tests_on_photographs_it_never_trains_on(compose_train):
+    cfg = compose_train("experiment=tiny_inpainting")
     _, datamodule = build(cfg)
     sources = datamodule.splits.sources
     assert "camera" in sources["train"]
     assert not set(sources["test"]) & set(sources["train"])
 
 
-def test_ei_adv_of_the_study_gets_a_discriminator_of_the_unets_size(tmp_path):
+def test_ei_adv_of_the_study_gets_a_discriminator_of_the_unets_size(compose_train):
     cfg = compose_train(
         "experiment=tiny_inpainting",
         "strategy=ei_adv",
         "strategy.discriminator.widths=[16,32]",
-        output_dir=tmp_path,
     )
     module, _ = build(cfg)
     (disc,) = [m for m in module.modules() if isinstance(m, PatchDiscriminator)]
