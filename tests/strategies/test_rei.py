@@ -1,12 +1,11 @@
 """REI on noisy measurements, and the ground-truth-free validation every self-supervised
 strategy logs for model selection."""
 
-import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
-from tiny_inpainting import quiet_trainer
+from tiny_inpainting import cpu_trainer, quiet_trainer
 from torch.utils.data import DataLoader
 
 from eilab.data import MeasurementDataset
@@ -31,17 +30,6 @@ def small_net(channels: int = 1) -> UNet:
 
 def rei(physics, **kwargs) -> REI:
     return REI(physics, small_net(), Shift(), alpha=1.0, n_trans=2, lr=1e-3, **kwargs)
-
-
-def validation_trainer() -> L.Trainer:
-    """A CPU Trainer that only validates, quietly."""
-    return L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
 
 
 def test_rei_never_reads_the_ground_truth(noisy_inpainting_problem):
@@ -112,7 +100,7 @@ def test_unknown_noise_level_has_its_own_step_and_moves(noisy_inpainting_problem
 
 def validate(module, dataset) -> dict[str, float]:
     loader = DataLoader(dataset, batch_size=8)
-    results = validation_trainer().validate(module, loader, verbose=False)
+    results = cpu_trainer().validate(module, loader, verbose=False)
     return results[0]
 
 

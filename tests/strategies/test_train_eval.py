@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from skimage.io import imread
+from tiny_inpainting import cpu_trainer
 
 from eilab.callbacks import image_grid
 from eilab.data import MeasurementDataModule, ellipse_splits
@@ -36,27 +37,16 @@ def problem(datamodule_class: type = MeasurementDataModule) -> tuple[MC, Measure
     return MC(physics, UNet(1, widths=(4,))), datamodule
 
 
-def trainer(**options) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **options,
-    )
-
-
 def test_validation_logs_train_eval_image_metrics_and_leaves_every_val_value_as_it_was():
     module, datamodule = problem()
-    both = trainer().validate(module, datamodule=datamodule, verbose=False)
+    both = cpu_trainer().validate(module, datamodule=datamodule, verbose=False)
     keys = set(both[0]) | set(both[1])
     assert {f"train_eval/{name}" for name in IMAGE_METRICS} <= keys
     assert {key for key in keys if key.startswith("train_eval/")} == {
         f"train_eval/{name}" for name in IMAGE_METRICS
     }  # no ground-truth-free loss for the training images
     assert not any("dataloader_idx" in key for key in keys)
-    val_only = trainer().validate(module, datamodule.val_dataloader()[0], verbose=False)[0]
+    val_only = cpu_trainer().validate(module, datamodule.val_dataloader()[0], verbose=False)[0]
     val_keys = {key for key in keys if key.startswith("val/")}
     assert val_keys == set(val_only) and {"val/sure", "val/psnr", "val/loss_mc"} <= val_keys
     for key in val_keys:
@@ -81,7 +71,7 @@ def test_evaluating_the_training_images_does_not_change_training():
     for datamodule_class in (ValidationOnly, MeasurementDataModule):
         L.seed_everything(0, verbose=False)
         module, datamodule = problem(datamodule_class)
-        trainer(max_epochs=3).fit(module, datamodule=datamodule)
+        cpu_trainer(max_epochs=3).fit(module, datamodule=datamodule)
         weights.append(module.state_dict())
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key

@@ -26,15 +26,19 @@ def fit_and_test(module, train_set, test_set, steps: int) -> dict[str, float]:
     return trainer.test(module, DataLoader(test_set, batch_size=16), verbose=False)[0]
 
 
-def quiet_trainer(steps: int) -> L.Trainer:
-    """A seeded CPU Trainer for ``steps`` steps, with no logger, checkpoints or validation."""
-    L.seed_everything(0, verbose=False)
+def cpu_trainer(**options) -> L.Trainer:
+    """A CPU Trainer with no logger, checkpoints, progress bar or summary; ``options`` added."""
     return L.Trainer(
-        max_steps=steps,
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
+        **options,
     )
+
+
+def quiet_trainer(steps: int) -> L.Trainer:
+    """A seeded CPU Trainer for ``steps`` steps, with no logger, checkpoints or validation."""
+    L.seed_everything(0, verbose=False)
+    return cpu_trainer(max_steps=steps, limit_val_batches=0)
