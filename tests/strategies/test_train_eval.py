@@ -97,3 +97,15 @@ def test_debug_fast_run_logs_train_eval_psnr_beside_val_psnr_and_selects_as_befo
     splits = instantiate(load_config(Path(run)).dataset)  # the grid shows validation images
     grid = imread(run / "images" / "epoch_0000.png")
     assert np.array_equal(grid[:16], image_grid([splits.val[:4]]))
+
+
+def test_bf16_mixed_validation_scores_in_float32():
+    """Under bf16 autocast, SSIM's convolution would run in bfloat16: A†y's scores, which do
+    not depend on the network, must match those of a float32 validation."""
+    module, datamodule = problem()
+    full = cpu_trainer().validate(module, datamodule=datamodule, verbose=False)[0]
+    mixed = cpu_trainer(precision="bf16-mixed").validate(
+        module, datamodule=datamodule, verbose=False
+    )[0]
+    for key in ("val/psnr_adagger", "val/ssim_adagger"):
+        assert mixed[key] == pytest.approx(full[key], rel=1e-6), key

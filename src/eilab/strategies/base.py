@@ -136,8 +136,9 @@ class ReconstructionModule(L.LightningModule):
         x_dagger = self.physics.A_dagger(y)
         x_hat = self.reconstructor.network(x_dagger)
         model_metrics, baseline_metrics = self.metrics[stage], self.metrics[f"{stage}_adagger"]
-        model_metrics.update(x_hat, x)
-        baseline_metrics.update(x_dagger, x)
+        with torch.autocast(self.device.type, enabled=False):  # bf16-mixed: score in float32
+            model_metrics.update(x_hat.float(), x.float())
+            baseline_metrics.update(x_dagger.float(), x.float())
         log_options = {"on_epoch": True, "batch_size": len(y), "add_dataloader_idx": False}
         losses = {} if stage == "train_eval" else self.measurement_losses(y, x_hat, batch_idx)
         for name, value in losses.items():
