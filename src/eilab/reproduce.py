@@ -7,6 +7,9 @@ on the Fig. 3 toy (``experiment=toy_fig3``), then writes under ``outputs/reprodu
 - ``results.md``, ``results.csv``: test PSNR/SSIM beside the paper's Table 1, and the share
   of the MC→Sup gap that EI closes (paper: 82.8 % CT, 93.4 % inpainting);
 - ``curves.png``: validation PSNR versus epoch for every strategy (the paper's Fig. 5);
+- ``generalisation.png``: PSNR on fixed training images beside validation PSNR, per strategy
+  (the paper's Fig. 5 argument: Sup fits its training images better than unseen ones, EI
+  does not); the tables give each run's final train PSNR and its train − test gap;
 - ``ct.png``, ``inpainting.png``: three test images reconstructed by each method (Figs. 4, 6);
 - ``toy.png``: test signals, A†y, MC, EI and Sup (Fig. 3).
 
@@ -61,12 +64,29 @@ PAPER_TABLE1 = {
     "ct": dict(adagger=30.24, mc=31.01, ei=36.94, ei_adv=36.96, sup=38.17, ei_sup=38.79),
     "inpainting": dict(adagger=5.84, mc=5.84, ei=25.14, ei_adv=23.26, sup=26.51, ei_sup=26.75),
 }
-#: The run table with the paper's PSNR after eilab's SSIM.
+#: The run table with the paper's PSNR after eilab's SSIM, then the final PSNR on the fixed
+#: training images (``train_eval``) and its gap to the test PSNR.
 _RUN_ITEMS = list(RUN_COLUMNS.items())
-COLUMNS = dict([*_RUN_ITEMS[:3], ("paper_psnr", ("paper (dB)", ".2f")), *_RUN_ITEMS[3:]])
+COLUMNS = dict(
+    [
+        *_RUN_ITEMS[:3],
+        ("paper_psnr", ("paper (dB)", ".2f")),
+        ("train_psnr", ("train PSNR (dB)", ".2f")),
+        ("train_test_gap", ("train − test (dB)", "+.2f")),
+        *_RUN_ITEMS[3:],
+    ]
+)
 FIELDS = ("task", *COLUMNS, "run_dir")
 #: Files copied by ``--publish`` (all small).
-PUBLISHED = ("results.md", "results.csv", "curves.png", "ct.png", "inpainting.png", "toy.png")
+PUBLISHED = (
+    "results.md",
+    "results.csv",
+    "curves.png",
+    "generalisation.png",
+    "ct.png",
+    "inpainting.png",
+    "toy.png",
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -83,6 +103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
     """Every task's strategies, longest first (EI_adv of both tasks, then EI_sup, ...)."""
     dataset = {"ct": ct_dataset_overrides()}
+    fast = ["debug=fast", "trainer.check_val_every_n_epoch=1"] if args.fast else []
     jobs = []
     for rank in range(max(len(order) for order in STRATEGIES.values())):
         for task, order in STRATEGIES.items():
@@ -91,7 +112,7 @@ def build_jobs(args: argparse.Namespace, out: Path, start: float) -> list[Job]:
             strategy = order[rank]
             overrides = [f"experiment={TASKS[task]}", f"strategy={strategy}"]
             overrides += [SMALL_DISCRIMINATOR] if strategy == "ei_adv" else []
-            overrides += dataset.get(task, []) + (["debug=fast"] if args.fast else [])
+            overrides += dataset.get(task, []) + fast
             overrides += args.overrides
             run_dir = out / task / strategy
             jobs.append(Job(task, strategy, tuple(overrides), run_dir, start, SAMPLES[task]))
@@ -125,7 +146,8 @@ def task_section(task: str, rows: list[dict], settings: str) -> str:
 
 
 def validation_log(run_dir: Path) -> dict[str, np.ndarray]:
-    """Epochs (from 1), validation PSNR of f(y) and of A†y, from a run's CSV log."""
+    """Epochs (from 1), validation PSNR of f(y) and of A†y, and PSNR of f(y) on the fixed
+    training images, from a run's CSV log."""
     path = run_dir / "logs" / "metrics.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no training log at {path} (the reproduce runs log to CSV)")
@@ -135,7 +157,20 @@ def validation_log(run_dir: Path) -> dict[str, np.ndarray]:
         "epoch": np.array([int(row["epoch"]) + 1 for row in rows]),
         "psnr": np.array([float(row["val/psnr"]) for row in rows]),
         "psnr_adagger": np.array([float(row["val/psnr_adagger"]) for row in rows]),
+        "train_psnr": np.array([float(row["train_eval/psnr"]) for row in rows]),
     }
+
+
+def with_train_psnr(rows: list[dict]) -> list[dict]:
+    """The rows with each trained run's last train PSNR and its train − test gap (None for
+    A†y and for a run that never validated)."""
+    extended = []
+    for row in rows:
+        logged = validation_log(Path(row["run_dir"]))["train_psnr"] if row["run_dir"] else []
+        train_psnr = float(logged[-1]) if len(logged) else None
+        gap = None if train_psnr is None else train_psnr - row["test_psnr"]
+        extended.append({**row, "train_psnr": train_psnr, "train_test_gap": gap})
+    return extended
 
 
 def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
@@ -159,6 +194,29 @@ def save_curves(tables: dict[str, list[dict]], path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.savefig(path, dpi=120)
+
+
+def save_generalisation(tables: dict[str, list[dict]], path: Path) -> None:
+    """Per task (rows) and strategy (columns): PSNR on the fixed training images (dashed)
+    and on validation (solid) versus epoch, the test PSNR marked at the last epoch."""
+    from matplotlib.figure import Figure
+
+    trained = {task: [r for r in rows if r["run_dir"]] for task, rows in tables.items()}
+    columns = max(len(rows) for rows in trained.values())
+    figure = Figure(figsize=(2.8 * columns, 2.4 * len(trained)), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(len(trained), columns, squeeze=False))
+    for task_axes, (task, rows) in zip(axes, trained.items(), strict=True):
+        for axis in task_axes[len(rows) :]:
+            axis.set_visible(False)
+        for axis, row in zip(task_axes, rows, strict=False):
+            log = validation_log(Path(row["run_dir"]))
+            axis.plot(log["epoch"], log["train_psnr"], "--", color="tab:orange", label="train")
+            axis.plot(log["epoch"], log["psnr"], color="tab:blue", label="validation")
+            axis.plot(log["epoch"][-1:], [row["test_psnr"]], "k*", label="test (last epoch)")
+            axis.set(title=f"{task}: {row['method']}", xlabel="epoch", ylabel="PSNR (dB)")
+            axis.grid(alpha=0.3)
+        task_axes[0].legend(fontsize=7)
+    figure.savefig(path, dpi=110)
 
 
 def save_grids(tables: dict[str, list[dict]], results: list[dict], out: Path) -> None:
@@ -211,7 +269,8 @@ def main(argv: list[str] | None = None) -> Path:
     results = run_jobs(build_jobs(args, out, start), args.jobs)
     tables = {}
     for task in TASKS:
-        rows = with_paper_numbers(task, table_rows(task, results, ADAGGER_NAMES[task]))
+        rows = table_rows(task, results, ADAGGER_NAMES[task])
+        rows = with_train_psnr(with_paper_numbers(task, rows))
         settings = next(r["settings"] for r in results if r["task"] == task)
         sections.append(task_section(task, rows, settings))
         tables[task] = rows
@@ -220,6 +279,7 @@ def main(argv: list[str] | None = None) -> Path:
     report = "\n\n".join(sections)
     (out / "results.md").write_text(report + "\n")
     save_curves(tables, out / "curves.png")
+    save_generalisation(tables, out / "generalisation.png")
     save_grids({task: tables[task] for task in ("ct", "inpainting")}, results, out)
     save_toy_figure(results, out / "toy.png")
     print("\n" + report)
