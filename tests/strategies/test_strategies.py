@@ -2,13 +2,14 @@
 
 import pytest
 import torch
-from tiny_inpainting import fit_and_test, quiet_trainer
+from tiny_inpainting import camera_crops, cpu_trainer, fit_and_test, quiet_trainer
 from torch import nn
 from torch.utils.data import DataLoader
 
 from eilab.data import MeasurementDataset
 from eilab.groups import Shift
 from eilab.models import PatchDiscriminator, UNet
+from eilab.physics import CT
 from eilab.strategies import EI, MC, EIAdv, EISup, Sup
 
 
@@ -165,3 +166,21 @@ def test_a_negative_beta_is_refused_and_named(inpainting_problem):
     physics, _, _ = inpainting_problem
     with pytest.raises(ValueError, match="beta"):
         EIAdv(physics, small_net(), Shift(), PatchDiscriminator(1, widths=(16,)), beta=-0.1)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_strategy_trains_on_ct_under_bf16_mixed(name):
+    """The CT operator computes in float32 under autocast, also when the gradient reaching
+    it is bfloat16 (EI_adv's discriminator sends one back through A)."""
+    physics = CT(16, n_views=4, circle=False)
+    torch.manual_seed(0)
+    module = build(name, physics)
+    before = [p.detach().clone() for p in module.parameters()]
+    train_set = MeasurementDataset(camera_crops(4)[..., :16, :16], physics)
+    cpu_trainer(max_steps=2, limit_val_batches=0, precision="bf16-mixed").fit(
+        module, DataLoader(train_set, batch_size=2)
+    )
+    changed = [
+        not torch.equal(a, b.detach()) for a, b in zip(before, module.parameters(), strict=True)
+    ]
+    assert all(changed)

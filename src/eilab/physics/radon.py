@@ -278,16 +278,21 @@ def fbp_backprojector_blocks(
 
 
 class _LinearMap(torch.autograd.Function):
-    """y = apply(x) for a fixed linear map whose gradient is ``apply_t`` (its transpose)."""
+    """y = apply(x) for a fixed linear map whose gradient is ``apply_t`` (its transpose).
+
+    The gradient is computed in x's precision: under bf16 autocast one may arrive in bfloat16
+    (e.g. from a discriminator fed A x), which the sparse kernels do not take."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, apply: Callable, apply_t: Callable) -> torch.Tensor:
         ctx.apply_t = apply_t
+        ctx.dtype = x.dtype
         return apply(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return ctx.apply_t(grad), None, None
+        with torch.autocast(grad.device.type, enabled=False):
+            return ctx.apply_t(grad.to(ctx.dtype)), None, None
 
 
 class SparseOperator(nn.Module):
