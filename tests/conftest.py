@@ -36,6 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def seeded_torch() -> None:
+    """Every test starts from the same global random state: under xdist a test's initial
+    weights would otherwise depend on which tests ran before it in its worker."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(params=["cpu", CUDA])
 def device(request) -> str:
     return request.param

@@ -13,6 +13,11 @@ def test_gap_closure_of_the_paper_table_matches_the_paper_text():
         assert reproduce.gap_closed(rows) == pytest.approx(expected, abs=0.05)
 
 
+def test_share_of_the_fbp_to_sup_gap_uses_fbp():
+    rows = [{"strategy": s, "test_psnr": v} for s, v in reproduce.PAPER_TABLE1["ct"].items()]
+    assert reproduce.gap_closed(rows, "adagger") == pytest.approx(84.5, abs=0.05)
+
+
 def test_gap_closure_needs_mc_ei_and_sup():
     assert reproduce.gap_closed([{"strategy": "ei", "test_psnr": 30.0}]) is None
 
@@ -40,7 +45,11 @@ def test_fast_reproduce_writes_tables_figures_and_publishes(tmp_path, capsys):
     assert float(paper["EI"]) == 36.94 and paper["A†y (FBP)"] == "30.24"
     report = (out / "results.md").read_text()
     assert report.count("of the MC→Sup gap") == 3
+    assert report.count("of the A†y→Sup gap") == 2 and "A†y (FBP)→Sup gap" in report
     assert "(paper: 82.8 %)" in report and "(paper: 93.4 %)" in report
+    assert "(paper: 84.5 %)" in report
+    assert report.count("- EI_sup only: strategy.alpha=0.1") == 2
+    assert "precision bf16-mixed, channels_last" in report
     assert "Total wall time" in capsys.readouterr().out
 
 

@@ -186,7 +186,8 @@ def settings_line(cfg: DictConfig) -> str:
         f"group {cfg.group._target_.rsplit('.', 1)[-1]}, U-Net widths {list(cfg.model.widths)} "
         f"norm {cfg.model.norm}, batch {cfg.batch_size}, lr {cfg.optim.lr}, "
         f"milestones {list(cfg.optim.milestones)}, α {cfg.equivariance.alpha}, "
-        f"n_trans {cfg.equivariance.n_trans}, seed {cfg.seed}{noise_text(cfg.physics.noise)} "
+        f"n_trans {cfg.equivariance.n_trans}, seed {cfg.seed}{noise_text(cfg.physics.noise)}, "
+        f"precision {cfg.trainer.precision}{', channels_last' if cfg.channels_last else ''} "
         "(epochs per run in the table)"
     )
 
