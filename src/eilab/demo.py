@@ -49,7 +49,8 @@ STRATEGIES = ("ei", "mc", "sup")
 #: Runs that stop before their experiment's epochs, to keep the demo under 10 minutes; every
 #: table shows each run's epochs and steps. On CT, Sup learns fastest (validation PSNR 30.78 dB
 #: after 50 epochs, 31.44 after 100) and MC's validation PSNR is flat from epoch 60 to 300
-#: (24.4-24.5 dB); on inpainting MC equals A†y whatever it trains (Proposition 1).
+#: (24.4-24.5 dB); on inpainting MC cannot learn the dropped pixels (Proposition 1): it
+#: stays near A†y.
 SHORTER_RUNS = {
     ("ct", "sup"): ["trainer.max_epochs=50"],
     ("ct", "mc"): ["trainer.max_epochs=100"],
