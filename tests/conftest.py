@@ -36,6 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def real_head_ct() -> Path:
+    """The real head CT's path; the test is skipped, saying why, where it cannot be had
+    (`make test` runs `make data` first, which gets it as root on Debian or from the .deb)."""
+    from eilab.data.head_ct import find_head_ct
+
+    try:
+        return find_head_ct()
+    except FileNotFoundError as missing:
+        pytest.skip(f"needs the real head CT, which `make data` could not get here: {missing}")
+
+
 @pytest.fixture(autouse=True)
 def seeded_torch() -> None:
     """Every test starts from the same global random state: under xdist a test's initial

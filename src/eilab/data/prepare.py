@@ -59,13 +59,26 @@ def apt_unpack(package: str) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         print(f"$ apt-get download {package}  # then dpkg-deb -x into {UNPACK_DIR}", flush=True)
-        if subprocess.run(["apt-get", "download", package], cwd=tmp).returncode != 0:
+        if not _apt_download(package, tmp):
             return False
         debs = sorted(Path(tmp).glob(f"{package}_*.deb"))
         UNPACK_DIR.mkdir(parents=True, exist_ok=True)
         return (
             bool(debs) and subprocess.run(["dpkg-deb", "-x", debs[-1], UNPACK_DIR]).returncode == 0
         )
+
+
+def _apt_download(package: str, folder: str) -> bool:
+    """``apt-get download`` into ``folder``; as root, after a failure (package lists missing
+    on a fresh image), ``apt-get update`` once and retry."""
+    download = ["apt-get", "download", package]
+    if subprocess.run(download, cwd=folder).returncode == 0:
+        return True
+    if not can_apt_install():
+        return False
+    print("$ apt-get update", flush=True)
+    subprocess.run(["apt-get", "update"])
+    return subprocess.run(download, cwd=folder).returncode == 0
 
 
 def obtain(path: str | None, install: bool) -> Path | None:
