@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install data test lint format bench bench-scaling demo reproduce clean
+.PHONY: help install data test lint format bench bench-scaling gpu-check demo reproduce clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,11 @@ bench: install ## Time eilab against scikit-image and deepinv (separate .bench-v
 bench-scaling: install ## Time and peak memory of each CT backend vs N and views (~15 min)
 	bash tools/setup_bench_env.sh
 	nice -n 10 .bench-venv/bin/python -m eilab.bench.scaling --out-dir experiments/bench
+
+# Needs no install: runs from src/ with .venv's python if there is one, else $(PYTHON); on a machine
+# without network, bring the wheels tools/gpu_wheels.sh lists. Results: outputs/gpu_check/<time>/.
+gpu-check: ## On a GPU: CUDA tests, paper-scale step bench, short CT training, CUDA scaling (~8 min)
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) bash tools/gpu_check.sh
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables
 	$(BIN)/python -m eilab.demo

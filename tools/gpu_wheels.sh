@@ -9,9 +9,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/.whl"
 PY_VERSION=${PY_VERSION:-3.12}
-# One version each: eilab's own dependencies the image lacks, NVML for the GPU memory column,
+# One version each: eilab's own dependencies the lent image lacks, and
 # the CT peers (astra-toolbox with the CUDA-12 runtime it links, deepinv with natsort).
-PACKAGES=(hydra-core==1.3.2 omegaconf==2.3.0 nvidia-ml-py==12.575.51 astra-toolbox==2.5.0
+PACKAGES=(hydra-core==1.3.2 omegaconf==2.3.0 astra-toolbox==2.5.0
   nvidia-cuda-runtime-cu12==12.9.79 deepinv==0.5.0 natsort==8.4.0)
 PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64
   manylinux2014_x86_64 manylinux1_x86_64)

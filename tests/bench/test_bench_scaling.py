@@ -1,12 +1,26 @@
 """The scaling suite reports time and peak memory per backend, and keeps cells within limits."""
 
+import argparse
 import re
+import time
+from dataclasses import replace
 
 import pytest
 import torch
 
-from eilab.bench.memory import CellResult, CellSpec, run_cell
-from eilab.bench.scaling import BACKENDS, QUICK, Refused, main, refusal, skip_reason
+from eilab.bench.gpu_memory import DeviceMemoryPeak, cuda_index
+from eilab.bench.memory import CellResult, CellSpec, limit_memory, run_cell
+from eilab.bench.scaling import (
+    BACKENDS,
+    QUICK,
+    Refused,
+    counted_peak,
+    device_name,
+    main,
+    refusal,
+    skip_reason,
+    time_and_memory,
+)
 from eilab.bench.timing import MissingPeerError, require
 from eilab.physics import astra_radon, radon
 
@@ -103,3 +117,50 @@ def test_skip_follows_memory_stops_and_missing_peers():
     assert skip_reason("deepinv", 512, 50, done, 90) is None  # does not contain 256x90
     done = {("deepinv", 128, 50): "missing (No module named 'deepinv')"}
     assert skip_reason("deepinv", 128, 90, done, 90) == "missing (No module named 'deepinv')"
+
+
+def test_cuda_without_an_index_means_the_current_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert cuda_index(torch.device("cuda")) == 3
+    assert cuda_index("cuda:1") == 1
+    with pytest.raises(ValueError, match="not a CUDA device: cpu"):
+        cuda_index("cpu")
+
+
+@pytest.mark.parametrize(("device", "index"), [("cuda", 2), ("cuda:1", 1)])
+def test_the_gpu_cap_is_set_on_an_indexed_device(monkeypatch, device, index):
+    """torch.cuda.set_per_process_memory_fraction refuses torch.device('cuda') without an
+    index: the cell must hand it (and the other per-device calls) an index."""
+    calls = []
+    props = type("Props", (), {"total_memory": 10e9})
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: calls.append(i) or props)
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append((f, i))
+    )
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda i: calls.append(i))
+    limit_memory(CellSpec("astra", 32, 4, 1, device=device, cap_gb=4.0), torch.device(device))
+    assert calls == [index, (0.4, index), index]
+
+
+def test_device_memory_peak_keeps_the_highest_use_above_the_start():
+    readings = iter([1000, 1500, 4000, 2000] + [1200] * 10_000)
+    with DeviceMemoryPeak(lambda: next(readings), interval_s=0.0) as peak:
+        while peak.peak_bytes < 3000:
+            time.sleep(0.001)
+    assert peak.peak_bytes == 3000
+
+
+def test_gpu_cells_show_torch_and_device_peaks():
+    cell = CellResult({"forward": 1.0}, 2.0, 1.0, "adaptive", 0.8, 0.3, 0.25, 0.5)
+    assert time_and_memory(cell, gpu=True) == ["1.0", "0.80", "0.25", "0.50"]
+    assert time_and_memory(replace(cell, gpu_device_gb=None), gpu=True)[-1] == "-"
+    assert time_and_memory(cell) == ["1.0", "0.80"]
+    assert counted_peak(cell) == 0.5 and counted_peak(replace(cell, gpu_device_gb=None)) == 0.25
+    assert time_and_memory("missing (x)", gpu=True) == ["missing (x)", "-", "-", "-"]
+
+
+def test_devices_option_takes_an_index():
+    assert device_name("cuda:1") == "cuda:1"
+    with pytest.raises(argparse.ArgumentTypeError, match="cpu, cuda or cuda:N"):
+        device_name("gpu")

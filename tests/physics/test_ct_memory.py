@@ -1,5 +1,6 @@
 """The built-in CT matrices: memory estimated before building, exact indices, the auto rule."""
 
+import logging
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from eilab.physics import CT, astra_radon, radon
+from eilab.physics import ct as ct_module
 from eilab.physics.radon import MatrixMemory, index_dtype, memory_shortfall
 
 GB = 10**9
@@ -136,3 +138,20 @@ def test_building_peaks_below_the_estimate():
     out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True)
     peak, estimate = map(int, out.stdout.split())
     assert peak <= estimate  # the one-shot build peaked at 1.33 GB here; the estimate is 0.96 GB
+
+
+def test_build_time_is_predicted_from_the_entry_counts():
+    paper, large = (radon.estimate_build_seconds(n, v, False) for n, v in ((128, 50), (256, 720)))
+    assert 0.5 < paper < 5 and large > 60  # measured: 1.3 s; 256² × 360 took 47 s
+
+
+def test_auto_does_not_pick_a_build_of_minutes(monkeypatch, no_build, caplog):
+    """backend='auto' chooses the matrix-free backend over matrices that fit but would take
+    longer than AUTO_BUILD_LIMIT_S to build; an explicit backend='torch' still builds."""
+    monkeypatch.setattr(astra_radon, "is_available", lambda: True)
+    monkeypatch.setattr(radon, "available_memory", lambda: {"cpu": 1000 * GB})
+    with caplog.at_level(logging.INFO, logger="eilab.physics.ct"):
+        assert ct_module._resolve_backend("auto", 256, 720, False) == "astra"
+    assert "auto: building the stored matrices would take about" in caplog.text
+    assert ct_module._resolve_backend("torch", 256, 720, False) == "torch"
+    assert ct_module._resolve_backend("auto", 128, 50, False) == "torch"

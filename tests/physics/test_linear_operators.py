@@ -72,11 +72,20 @@ def test_A_Adagger_A_equals_A(name, device):
 
 @pytest.mark.parametrize("name", OPERATORS)
 def test_noise_is_added_and_reproducible(name, device):
+    """The same seed gives the same noise draw, bit for bit, on every device. y = noise(A x)
+    repeats exactly on the CPU; on CUDA only to rounding, since the sparse kernels behind CT
+    (cuSPARSE) may sum a row in another order from one call to the next (seen on an H200 in
+    float64), as CUDA's atomics do unless torch.use_deterministic_algorithms is set."""
     physics, shape = make(name, device, torch.float64, noise=GaussianNoise(sigma=0.1))
     x, _ = random_pair(physics, shape, seed=4)
+    Ax = physics.A(x)
+    draws = [physics.noise(Ax, generator=torch.Generator(device).manual_seed(5)) for _ in "12"]
+    assert torch.equal(*draws)
     y1 = physics(x, generator=torch.Generator(device).manual_seed(5))
     y2 = physics(x, generator=torch.Generator(device).manual_seed(5))
-    assert torch.equal(y1, y2)
+    if device == "cpu":
+        assert torch.equal(y1, y2)
+    torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-12)
     residual = (y1 - physics.A(x)).std()
     assert 0.08 < float(residual) < 0.12
 

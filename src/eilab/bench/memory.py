@@ -6,8 +6,10 @@ and reports its own ``ru_maxrss`` (Linux: VmHWM) at the end: the cell's peak, th
 torch and the input batch included (``base_gb`` is that part, measured before the operator is
 built). On the CPU the child then limits its address space (``RLIMIT_AS``) to what it uses plus
 ``cap_gb``, so a cell that needs more fails with an allocation error instead of swapping the
-shared machine. On CUDA the cap is torch's per-process memory fraction of the GPU and the peak
-also reports ``torch.cuda.max_memory_allocated`` (ASTRA's own CUDA buffers are not counted).
+shared machine. On CUDA the cap is torch's per-process memory fraction of the GPU, and the
+cell also reports two GPU peaks: ``torch.cuda.max_memory_allocated`` (torch's tensors) and the
+device-level use NVML sees (:mod:`eilab.bench.gpu_memory`: ASTRA's buffers, cuFFT plans and
+cuSPARSE work space too), above the level once CUDA was initialised.
 
 One call = one forward ``A(x)`` (no_grad), one adjoint ``A_adjoint(y)`` and one FBP
 ``A_dagger(y)`` (no_grad), as :func:`eilab.bench.ops.calls` builds them. A first call of each
@@ -24,11 +26,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from eilab.bench.gpu_memory import DeviceMemoryPeak, NvmlUnavailableError, cuda_index, nvml_reader
 from eilab.bench.timing import Budget, MissingPeerError, measure, require, short, timed_once
 
 OPS = ("forward", "adjoint", "fbp")
@@ -56,7 +61,10 @@ class CellSpec:
 
 @dataclass(frozen=True)
 class CellResult:
-    """A measured cell: median ms per operation, build and first-call seconds, peaks in GB."""
+    """A measured cell: median ms per operation, build and first-call seconds, peaks in GB.
+
+    ``peak_gb`` and ``base_gb`` are the host's (ru_maxrss); on CUDA ``gpu_peak_gb`` is torch's
+    peak and ``gpu_device_gb`` NVML's (None without NVML)."""
 
     ops_ms: dict[str, float]
     build_s: float
@@ -65,6 +73,7 @@ class CellResult:
     peak_gb: float
     base_gb: float
     gpu_peak_gb: float | None = None
+    gpu_device_gb: float | None = None
 
     @property
     def total_ms(self) -> float:
@@ -109,9 +118,10 @@ def limit_memory(spec: CellSpec, device: torch.device) -> None:
     """Let the operator add at most ``cap_gb`` to what the child holds now."""
     cap = int(spec.cap_gb * 1e9)
     if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), device)
-        torch.cuda.reset_peak_memory_stats(device)
+        index = cuda_index(device)
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), index)
+        torch.cuda.reset_peak_memory_stats(index)
         return
     used = address_space()
     if used is not None:
@@ -176,10 +186,30 @@ def measure_cell(spec: CellSpec) -> dict:
     import_backend(spec.backend)
     base = peak_gb()
     limit_memory(spec, device)
-    ops, build_s = timed_once(lambda: operators(spec, device))
-    ms, first_s, how = time_calls(spec, ops, x, started)
-    gpu = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
-    return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base, gpu))
+    with device_peak(device) as gpu_device:
+        ops, build_s = timed_once(lambda: operators(spec, device))
+        ms, first_s, how = time_calls(spec, ops, x, started)
+    if device.type != "cuda":
+        return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base))
+    gpu = torch.cuda.max_memory_allocated(cuda_index(device)) / 1e9
+    device_gb = None if gpu_device is None else gpu_device.peak_bytes / 1e9
+    return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base, gpu, device_gb))
+
+
+@contextmanager
+def device_peak(device: torch.device) -> Iterator[DeviceMemoryPeak | None]:
+    """NVML's peak of the GPU's use while the block runs; None on the CPU or without NVML."""
+    if device.type != "cuda":
+        yield None
+        return
+    try:
+        read = nvml_reader(device)
+    except NvmlUnavailableError as err:
+        print(f"no device-level GPU memory: {err}", file=sys.stderr)
+        yield None
+        return
+    with DeviceMemoryPeak(read) as peak:
+        yield peak
 
 
 def out_of_memory(err: BaseException) -> bool:

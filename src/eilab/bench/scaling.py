@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -141,52 +142,75 @@ def run_grid(config: Sweeps, budget: Budget, device: str) -> dict[tuple[str, int
     return done
 
 
+#: A backend's columns: on the CPU time and peak RSS; on CUDA also torch's and NVML's GPU peaks.
+UNITS = {False: ("ms", "GB"), True: ("ms", "host GB", "torch GB", "device GB")}
+
+
+def gigabytes(value: float | None) -> str:
+    """A peak in GB for a table cell; '-' where it was not measured (no NVML)."""
+    return "-" if value is None else f"{value:.2f}"
+
+
 def summary(cell: Cell) -> str:
-    """A cell as 'ms, GB' for the table and the log."""
+    """A cell as 'ms, GB' for the log (on CUDA, with the device-level GPU peak)."""
     if isinstance(cell, CellResult):
-        return f"{cell.total_ms:.1f} ms, {cell.peak_gb:.2f} GB"
+        gpu = "" if cell.gpu_peak_gb is None else f", GPU {gigabytes(cell.gpu_device_gb)} GB"
+        return f"{cell.total_ms:.1f} ms, {cell.peak_gb:.2f} GB{gpu}"
     return f"refused, {cell}" if isinstance(cell, Refused) else cell
 
 
-def time_and_memory(cell: Cell) -> list[str]:
-    """The two table cells of a backend: total ms and peak GB (or what stands for them)."""
+def time_and_memory(cell: Cell, gpu: bool = False) -> list[str]:
+    """A backend's table cells: total ms and peak GB(s), or what stands for them."""
     if isinstance(cell, CellResult):
-        return [f"{cell.total_ms:.1f}", f"{cell.peak_gb:.2f}"]
-    if isinstance(cell, Refused):
-        return ["refused", str(cell)]
-    return [cell, "-"]
+        peaks = [cell.peak_gb, cell.gpu_peak_gb, cell.gpu_device_gb] if gpu else [cell.peak_gb]
+        return [f"{cell.total_ms:.1f}", *map(gigabytes, peaks)]
+    blanks = ["-"] * (len(UNITS[gpu]) - 2)
+    return ["refused", str(cell), *blanks] if isinstance(cell, Refused) else [cell, "-", *blanks]
 
 
-def grid_table(config: Sweeps, done: dict[tuple[str, int, int], Cell]) -> list[str]:
-    """One row per (N, views): each backend's ms and peak GB, and the built-in's build s."""
-    header = ["N", "views", *(f"{b} {unit}" for b in BACKENDS for unit in ("ms", "GB"))]
+def grid_table(
+    config: Sweeps, done: dict[tuple[str, int, int], Cell], gpu: bool = False
+) -> list[str]:
+    """One row per (N, views): each backend's ms and peak GB(s), and the built-in's build s."""
+    header = ["N", "views", *(f"{b} {unit}" for b in BACKENDS for unit in UNITS[gpu])]
     rows = []
     for size in config.sizes:
         for views in config.views:
             torch_cell = done["torch", size, views]
             build = f"{torch_cell.build_s:.1f}" if isinstance(torch_cell, CellResult) else "-"
-            cells = [c for b in BACKENDS for c in time_and_memory(done[b, size, views])]
+            cells = [c for b in BACKENDS for c in time_and_memory(done[b, size, views], gpu)]
             rows.append([size, views, *cells, build])
     return table([*header, "torch build s"], rows, numeric_from=0)
 
 
+def counted_peak(cell: CellResult) -> float:
+    """The peak a target and the plot count: the GPU's on CUDA (NVML's, else torch's), else
+    the host's."""
+    if cell.gpu_peak_gb is None:
+        return cell.peak_gb
+    return cell.gpu_peak_gb if cell.gpu_device_gb is None else cell.gpu_device_gb
+
+
 def target_lines(config: Sweeps, results: dict[str, Cell], device: str) -> list[str]:
-    """The target's table: each backend's split, peak, and whether it meets the target."""
+    """The target's table: each backend's split, peak(s), and whether it meets the target."""
     size, views, batch = config.target
+    gpu = device.startswith("cuda")
     rows = []
     for backend, cell in results.items():
         if isinstance(cell, CellResult):
-            met = "yes" if cell.peak_gb <= config.target_gb else "no"
+            met = "yes" if counted_peak(cell) <= config.target_gb else "no"
             split = [f"{cell.ops_ms[op]:.1f}" for op in ("forward", "adjoint", "fbp")]
-            measured = [f"{cell.total_ms:.1f}", f"{cell.peak_gb:.2f}", f"{cell.build_s:.1f}"]
+            measured = [*time_and_memory(cell, gpu), f"{cell.build_s:.1f}"]
             rows.append([backend, *split, *measured, met])
         else:
-            rows.append([backend, "-", "-", "-", *time_and_memory(cell), "-", "no"])
+            rows.append([backend, "-", "-", "-", *time_and_memory(cell, gpu), "-", "no"])
+    peak = "GPU peak (device GB)" if gpu else "peak"
     title = (
         f"### {device.upper()} target: {size}² × {views} views, batch {batch}, "
-        f"peak ≤ {config.target_gb:g} GB"
+        f"{peak} ≤ {config.target_gb:g} GB"
     )
-    header = ["backend", "forward ms", "adjoint ms", "FBP ms", "total ms", "peak GB", "build s"]
+    units = ["total ms", *(UNITS[gpu][1:] if gpu else ["peak GB"])]
+    header = ["backend", "forward ms", "adjoint ms", "FBP ms", *units, "build s"]
     return ["", title, "", *table([*header, "target met"], rows, numeric_from=1)]
 
 
@@ -206,13 +230,14 @@ def plot(path: Path, title: str, config: Sweeps, done: dict[tuple[str, int, int]
             pvs = [pv for pv, _ in measured]
             style = {"color": color, "label": backend}
             time_ax.plot(pvs, [r.total_ms for _, r in measured], "o-", **style)
-            memory_ax.plot(pvs, [r.peak_gb for _, r in measured], "o-", **style)
+            memory_ax.plot(pvs, [counted_peak(r) for _, r in measured], "o-", **style)
         refused = [(pv, r.build_gb) for pv, r in cells if isinstance(r, Refused)]
         if refused:
             label = f"{backend} refused (CT estimate to build)"
             memory_ax.plot(*zip(*refused, strict=True), "o--", color=color, mfc="none", label=label)
     memory_ax.axhline(config.cap_gb, color="grey", ls=":", label=f"cap {config.cap_gb:g} GB")
-    for ax, ylabel in ((time_ax, "forward + adjoint + FBP, ms"), (memory_ax, "peak GB")):
+    labels = ((time_ax, "forward + adjoint + FBP, ms"), (memory_ax, "peak GB (CUDA: the GPU's)"))
+    for ax, ylabel in labels:
         ax.set(xscale="log", yscale="log", xlabel="N² × views", ylabel=ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
@@ -224,9 +249,9 @@ def plot(path: Path, title: str, config: Sweeps, done: dict[tuple[str, int, int]
 def scaling_section(config: Sweeps, budget: Budget, device: torch.device, plot_path: Path) -> str:
     """Run the grid and the target, write the plot to ``plot_path``, return the markdown."""
     started, load = time.monotonic(), os.getloadavg()[0]
-    done = run_grid(config, budget, device.type)
-    target = {b: measure(b, config.target, config, budget, device.type) for b in BACKENDS}
-    where = f"{device.type.upper()}, batch {config.batch}"
+    done = run_grid(config, budget, str(device))
+    target = {b: measure(b, config.target, config, budget, str(device)) for b in BACKENDS}
+    where = f"{str(device).upper()}, batch {config.batch}"
     plot(plot_path, f"CT forward + adjoint + FBP, {where}", config, done)
     minutes = (time.monotonic() - started) / 60
     bases = [r.base_gb for r in [*done.values(), *target.values()] if isinstance(r, CellResult)]
@@ -236,8 +261,12 @@ def scaling_section(config: Sweeps, budget: Budget, device: torch.device, plot_p
         "(no_grad); ms = the sum of the three medians; torch = eilab CT(backend='torch') "
         "(stored sparse matrices), astra = eilab CT(backend='astra') (matrix-free), "
         "deepinv = deepinv Tomography(normalize=False) (adjoint by autograd, FBP fbp=True)",
-        "GB = peak resident memory (ru_maxrss) of a fresh child process per cell, its "
-        "interpreter, torch and the input included; "
+        "GB (host GB on CUDA) = peak resident memory (ru_maxrss) of a fresh child process per "
+        "cell, its interpreter, torch and the input included; on CUDA, torch GB = "
+        "torch.cuda.max_memory_allocated (torch's tensors only) and device GB = the peak of "
+        "the GPU's use as NVML reports it, sampled every 1 ms, above its level once CUDA was "
+        "initialised (ASTRA's buffers, cuFFT plans, cuSPARSE work space included; '-' without "
+        "nvidia-ml-py); "
         f"each child may add at most {config.cap_gb:g} GB (address-space limit on the CPU); "
         f"a child's own part before the operator is built (imports, input): {base}",
         f"timing: a first call of each operation; under {config.slow_s:g} s in all, each is "
@@ -253,10 +282,17 @@ def scaling_section(config: Sweeps, budget: Budget, device: torch.device, plot_p
         f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
         f"{minutes:.1f} min in all (other work on the machine skews timings)",
     ]
-    body = [f"- plot: {plot_path}", "", *grid_table(config, done)]
-    body += target_lines(config, target, device.type)
+    body = [f"- plot: {plot_path}", "", *grid_table(config, done, device.type == "cuda")]
+    body += target_lines(config, target, str(device))
     title = f"CT backend scaling: time and peak memory ({where}, float32)"
     return section(title, notes, body)
+
+
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` (argparse type)."""
+    if re.fullmatch(r"cpu|cuda(:[0-9]+)?", text) is None:
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -264,7 +300,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m eilab.bench.scaling", description=__doc__)
     defaults = Sweeps()
     parser.add_argument("--quick", action="store_true", help="tiny grid and timing (tests)")
-    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=["cpu", "cuda"])
+    parser.add_argument(
+        "--devices", nargs="+", type=device_name, default=["cpu", "cuda"], help="cpu, cuda, cuda:N"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=list(defaults.sizes))
     parser.add_argument("--views", type=int, nargs="+", default=list(defaults.views))
     parser.add_argument("--batch", type=int, default=defaults.batch)
@@ -295,15 +333,15 @@ def main(argv: Sequence[str] | None = None) -> str:
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="eilab-scaling-"))
     reports = []
     for name in args.devices:
-        if name == "cuda" and not torch.cuda.is_available():
-            reports.append("# eilab scaling benchmark\n\n- cuda: not available here\n")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            reports.append(f"# eilab scaling benchmark\n\n- {name}: not available here\n")
             continue
-        device = torch.device(name)
+        device, stem = torch.device(name), f"scaling_{name.replace(':', '')}"
         head = ["# eilab scaling benchmark", "", *machine_lines(device), ""]
-        section_text = scaling_section(config, budget, device, out_dir / f"scaling_{name}.png")
+        section_text = scaling_section(config, budget, device, out_dir / f"{stem}.png")
         text = "\n".join([*head, section_text])
         if args.out_dir is not None:
-            (out_dir / f"scaling_{name}.md").write_text(text)
+            (out_dir / f"{stem}.md").write_text(text)
         reports.append(text)
     text = "\n".join(reports)
     print(text)

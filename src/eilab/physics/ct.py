@@ -21,6 +21,9 @@ BACKENDS = ("auto", "torch", "torch_radon", "astra")
 # Past that it chooses the matrix-free "astra" backend when astra-toolbox imports.
 REST_SHARE = 0.5
 PEAK_SHARE = 0.8
+# backend="auto" also chooses "astra", when it imports, over matrices whose build is predicted
+# (radon.estimate_build_seconds) to take longer than this: 256² × 720 views, about 100 s.
+AUTO_BUILD_LIMIT_S = 30.0
 
 
 def _apply_to_images(
@@ -48,8 +51,9 @@ class CT(LinearPhysics):
     (``eilab.physics.astra_radon``; optional extra ``pip install "eilab[astra]"``, GPLv3) on
     the CPU and on CUDA, in the same geometry, and its ``A_dagger`` is the same filter followed
     by its exact back-projection. ``"auto"`` is ``"torch"`` while the matrices fit the rule above
-    (REST_SHARE, PEAK_SHARE), else ``"astra"`` when astra-toolbox imports, else it refuses,
-    with the numbers, before allocating. The chosen backend is logged.
+    (REST_SHARE, PEAK_SHARE) and build within AUTO_BUILD_LIMIT_S, else ``"astra"`` when
+    astra-toolbox imports; matrices that do not fit are otherwise refused, with the numbers,
+    before allocating. The chosen backend is logged.
     ``"torch_radon"`` uses the torch_radon package when it is importable and
     ``eilab.physics.torch_radon`` (the same API on eilab's matrices) otherwise; its ``A_dagger``
     is torch-radon's FBP: ``filter_sinogram`` then the exact back-projection.
@@ -181,11 +185,17 @@ def _resolve_backend(backend: str, img_size: int, n_views: int, circle: bool) ->
     if shortfall and backend == "auto" and astra_radon.is_available():
         why = f" (auto: the stored matrices would not fit: {shortfall})"
         return _matrix_free(img_size, n_views, circle, why)
+    build_s = radon.estimate_build_seconds(img_size, n_views, circle)
+    slow = build_s > AUTO_BUILD_LIMIT_S
+    if slow and not shortfall and backend == "auto" and astra_radon.is_available():
+        why = f" (auto: building the stored matrices would take about {build_s:.0f} s)"
+        return _matrix_free(img_size, n_views, circle, why)
     if shortfall:
         raise MemoryError(_refusal(img_size, n_views, need, available, shortfall))
-    log.info(
-        "CT %d² × %d views: backend 'torch' (%s at rest)",
-        *(img_size, n_views, radon.gigabytes(need.rest)),
+    log.log(
+        logging.WARNING if slow else logging.INFO,
+        "CT %d² × %d views: backend 'torch' (%s at rest, about %.0f s to build)",
+        *(img_size, n_views, radon.gigabytes(need.rest), build_s),
     )
     return "torch"
 
