@@ -36,7 +36,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
     network = instantiate(cfg.model)
     if cfg.channels_last:
         network = network.to(memory_format=torch.channels_last)
-    module = instantiate(cfg.strategy, physics=physics, network=network)
+    fast_step = cfg.get("fast_step", False)  # runs saved before the key: False
+    module = instantiate(cfg.strategy, physics=physics, network=network, fast_step=fast_step)
     datamodule = MeasurementDataModule(
         instantiate(cfg.dataset),
         physics,
@@ -45,6 +46,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningModule, MeasurementDataModule]:
         num_workers=cfg.num_workers,
         noise_seed=cfg.noise_seed,
         fresh_noise=cfg.get("fresh_noise", False),  # runs saved before the key: False
+        resident=fast_step,
     )
     return module, datamodule
 

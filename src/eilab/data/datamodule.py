@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightning as L
 import torch
 from torch import nn
@@ -27,6 +29,10 @@ class MeasurementDataModule(L.LightningDataModule):
     first iterator before that hook). DataLoader workers hold copies of the dataset, so the
     training loader then starts fresh workers each epoch (no ``persistent_workers``): they
     copy the dataset, epoch included, when the epoch's iterator starts them.
+
+    ``resident=True`` keeps the training pairs on the trainer's device and serves them as
+    :class:`ResidentBatches` (no workers, no copy per step), in the order a shuffling
+    DataLoader would give; it needs fixed measurements (not ``fresh_noise``) and one device.
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class MeasurementDataModule(L.LightningDataModule):
         noise_seed: int = 0,
         n_train_eval: int = 8,
         fresh_noise: bool = False,
+        resident: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
@@ -56,7 +63,12 @@ class MeasurementDataModule(L.LightningDataModule):
                 "MeasurementDataModule: fresh_noise=true redraws the noise each epoch, but the "
                 "physics has no noise model (choose one with noise=gaussian|poisson|...)"
             )
-        self.fresh_noise = fresh_noise
+        if resident and fresh_noise:
+            raise ValueError(
+                "MeasurementDataModule: resident (fast_step=true) keeps fixed training pairs on "
+                "the device, but fresh_noise=true redraws their noise every epoch; set one false"
+            )
+        self.fresh_noise, self.resident = fresh_noise, resident
         self.epoch = 0
         self.datasets: dict[str, Dataset] = {}
 
@@ -104,12 +116,27 @@ class MeasurementDataModule(L.LightningDataModule):
             generator=generator,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentBatches:
+        if self.resident:
+            device = self.device()  # first: a multi-process trainer is refused before any work
+            return ResidentBatches(self.datasets["train"], self.batch_size, device)
         if not self.fresh_noise:
             return self._loader("train", self.batch_size, shuffle=True)
         if self.trainer is not None:  # the epoch a resumed run continues with
             self.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
         return self._loader("train", self.batch_size, shuffle=True, persistent=False)
+
+    def device(self) -> torch.device:
+        """The device the trainer trains on (the CPU without a trainer)."""
+        if self.trainer is None:
+            return torch.device("cpu")
+        if self.trainer.world_size > 1:
+            raise ValueError(
+                "MeasurementDataModule: resident (fast_step=true) keeps the training set on "
+                f"one device, but the trainer runs {self.trainer.world_size} processes; set "
+                "fast_step=false for multi-device training"
+            )
+        return self.trainer.strategy.root_device
 
     def val_dataloader(self) -> list[DataLoader]:
         """The validation pairs, then the fixed training subset of :meth:`train_eval_dataloader`
@@ -134,6 +161,29 @@ class MeasurementDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+
+class ResidentBatches:
+    """Training pairs held on one device, served in shuffled batches without a DataLoader.
+
+    Each epoch takes its order from a shuffling DataLoader over the indices (the same draws
+    from the global random state as the DataLoader of the pairs themselves), copies it to
+    the device once, and gathers each batch there: no worker, no copy from the host per step.
+    """
+
+    def __init__(self, dataset: MeasurementDataset, batch_size: int, device: torch.device):
+        self.x = dataset.images.to(device)
+        self.y = dataset.measurements.to(device)
+        self.order = DataLoader(range(len(self.x)), batch_size=batch_size, shuffle=True)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        batches = list(self.order)
+        order = torch.cat(batches).to(self.x.device)
+        for indices in order.split([len(batch) for batch in batches]):
+            yield {"x": self.x[indices], "y": self.y[indices]}
 
 
 def train_eval_indices(n_train: int, n_val: int, most: int = 8) -> list[int]:

@@ -32,6 +32,11 @@ class Group:
         """Whether every element is an exact permutation of pixels (so inverses are exact)."""
         return True
 
+    def candidates(self, img_shape: tuple[int, int]) -> torch.Tensor:
+        """The elements ``sample`` draws from: all but the identity (unless it is alone)."""
+        elements = self.elements(img_shape)
+        return elements[1:] if len(elements) > 1 else elements
+
     def sample(
         self,
         batch: int,
@@ -39,8 +44,13 @@ class Group:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Draw ``batch`` non-identity elements uniformly (the identity if it is the only one)."""
-        candidates = self.elements(img_shape)
-        if len(candidates) > 1:
-            candidates = candidates[1:]
-        index = torch.randint(len(candidates), (batch,), generator=generator)
-        return candidates[index]
+        return draw(self.candidates(img_shape), batch, generator)
+
+
+def draw(
+    candidates: torch.Tensor, batch: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``batch`` rows of ``candidates`` drawn uniformly, on the candidates' device: on CUDA
+    the draw needs no copy from the host (a captured CUDA graph may contain it)."""
+    index = torch.randint(len(candidates), (batch,), generator=generator, device=candidates.device)
+    return candidates[index]

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from eilab.captured_step import CapturedStep
 from eilab.losses import MCLoss, SURELoss
 from eilab.metrics import image_metrics
 from eilab.models.reconstructor import Reconstructor
@@ -41,6 +42,11 @@ class ReconstructionModule(L.LightningModule):
     pairs: its PSNR/SSIM are logged as ``train_eval/...`` beside ``val/...`` (the paper's
     Fig. 5: training vs held-out PSNR), and nothing else, so every ``val/`` value, the
     selection metric included, is the validation measurements' alone.
+
+    ``fast_step``: the step is optimised by hand (Lightning's manual optimisation): on CUDA its
+    forward, losses and backward are one CUDA graph replay (:class:`CapturedStep`) and Adam is
+    fused; elsewhere the step is the eager one. The losses it returns equal the eager step's
+    up to floating-point order (tests/strategies/test_fast_step.py).
     """
 
     uses_ground_truth: bool = False
@@ -56,8 +62,12 @@ class ReconstructionModule(L.LightningModule):
         ssim: bool = True,
         selection_metric: str | None = None,
         selection_mode: str | None = None,
+        fast_step: bool = False,
     ) -> None:
         super().__init__()
+        self.fast_step = fast_step
+        self.automatic_optimization = not fast_step
+        self.captured_step: CapturedStep | None = None
         self.physics = physics
         self.reconstructor = Reconstructor(physics, network)
         self.mc_loss = MCLoss()
@@ -102,9 +112,38 @@ class ReconstructionModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         inputs = (batch["y"], batch["x"]) if self.uses_ground_truth else (batch["y"],)
-        losses = self.training_losses(*inputs)
+        losses = self.optimised_step(inputs) if self.fast_step else self.training_losses(*inputs)
         self.log_losses("train", losses, len(batch["y"]))
         return losses["loss"]
+
+    def optimised_step(self, inputs: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """fast_step: forward, losses and backward (one CUDA graph replay on CUDA), then the
+        optimiser's step; the losses, detached."""
+        optimizer = self.optimizers()
+        if self.device.type == "cuda":
+            if self.captured_step is None:
+                self.captured_step = CapturedStep(self.training_losses, self, self.network_state)
+            losses = self.captured_step(*inputs)
+        else:
+            optimizer.zero_grad()
+            losses = self.training_losses(*inputs)
+            self.manual_backward(losses["loss"])
+        optimizer.step()
+        return {name: value.detach().clone() for name, value in losses.items()}
+
+    @property
+    def network_state(self) -> nn.Module:
+        """The modules whose buffers a training forward changes (BatchNorm statistics)."""
+        return self.reconstructor.network
+
+    def on_train_epoch_end(self) -> None:
+        """Under manual optimisation (fast_step, EI_adv) Lightning leaves the learning-rate
+        schedules to the module: step them once per epoch, as automatic optimisation does."""
+        if self.automatic_optimization:
+            return
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
 
     def log_losses(self, stage: str, losses: dict[str, torch.Tensor], batch_size: int) -> None:
         for name, value in losses.items():
@@ -194,8 +233,9 @@ class ReconstructionModule(L.LightningModule):
 
     def configure_optimizers(self):
         """Adam with weight decay and a MultiStepLR schedule stepped per epoch (paper's code)."""
+        fused = (self.fast_step and self.device.type == "cuda") or None  # None: torch's default
         optimizer = torch.optim.Adam(
-            self.parameter_groups(), lr=self.lr, weight_decay=self.weight_decay
+            self.parameter_groups(), lr=self.lr, weight_decay=self.weight_decay, fused=fused
         )
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, self.milestones, self.gamma)
         return {

@@ -37,6 +37,11 @@ class EIAdv(EI):
         self.adversarial = AdversarialLoss(discriminator)
         self.beta = beta
         self.lr_discriminator = self.lr if lr_discriminator is None else lr_discriminator
+        if self.fast_step:
+            raise ValueError(
+                "EIAdv: fast_step is not available: EI_adv steps two optimisers (the "
+                "reconstructor's and the discriminator's) per batch; set fast_step=false"
+            )
         self.automatic_optimization = False
 
     def training_losses(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -65,10 +70,6 @@ class EIAdv(EI):
         opt_d.step()
         self.log_losses("train", losses, len(batch["y"]))
         return losses["loss"]
-
-    def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
 
     def configure_optimizers(self):
         generator = super().configure_optimizers()
