@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make gpu-check`: the GPU path in one command (at most about 8 minutes on one GPU), every result
-# in one folder: the CUDA tests, the paper-scale training-step bench, a short paper-scale CT
-# training, and the CUDA scaling grid with its GPU memory columns.
+# in one folder: the CUDA tests, the paper-scale training-step bench (eager and fast_step), a
+# short paper-scale CT training (eager and fast_step), and the CUDA scaling grid with its GPU
+# memory columns.
 #   bash tools/gpu_check.sh [OUT_DIR]          (default outputs/gpu_check/<time>)
 # Runs on a machine with torch (CUDA), Lightning, torchmetrics, scikit-image, scipy, matplotlib,
 # pytest, pytest-timeout, pytest-xdist and nvidia-ml-py but no network: eilab runs from src/ (not installed).
@@ -61,14 +62,25 @@ torch.version.cuda, 'lightning', lightning.__version__)"
     echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), dataset for training: $dataset"
 } | tee "$OUT/summary.txt"
 
+paper=(experiment=ct_table1 "dataset=$dataset" trainer=gpu trainer.enable_progress_bar=false)
 step pytest_gpu 150 "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider -n 4 \
     --ignore=tests/test_hparams.py tests
-step bench_train 150 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
-    model=unet --strategies mc ei rei sup --max-time 3 --out "$OUT/bench_train.md"
-step train_ct_table1 90 "$PYTHON" -m eilab.train experiment=ct_table1 strategy=ei trainer=gpu \
-    "dataset=$dataset" trainer.max_epochs=10 trainer.check_val_every_n_epoch=5 \
-    trainer.enable_progress_bar=false "hydra.run.dir=$OUT/train_ct_table1"
-step scaling_cuda 150 "$PYTHON" -m eilab.bench.scaling --devices cuda --sizes 128 512 1024 \
+# Paper scale (128², 50 views, the 8.56 M U-Net, batch 2): every strategy's step, eager fp32 and
+# fast_step (CUDA graph + fused Adam), beside deepinv; then EI fast_step in bf16 + channels_last.
+step bench_train 200 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
+    model=unet --strategies mc ei rei sup --graph --min-time 0.3 --max-time 1 \
+    --out "$OUT/bench_train.md"
+step bench_train_bf16 90 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
+    model=unet --strategies ei --graph --bf16 --channels-last --min-time 0.3 --max-time 1 \
+    --out "$OUT/bench_train_bf16.md"
+# A short paper-scale EI training in Lightning, eager then fast_step: epoch times, test PSNR.
+for fast in false true; do
+    step "train_ct_table1_fast_step_$fast" 120 "$PYTHON" -m eilab.train "${paper[@]}" \
+        strategy=ei trainer.max_epochs=10 trainer.check_val_every_n_epoch=5 "fast_step=$fast" \
+        "hydra.run.dir=$OUT/train/fast_step_$fast"
+done
+step epoch_times 30 "$PYTHON" experiments/paper_scale/summarise.py "$OUT/train"
+step scaling_cuda 150 "$PYTHON" -m eilab.bench.scaling --devices cuda --sizes 128 512 \
     --views 50 720 --budget-s 20 --min-time 0.1 --max-time 0.3 --out-dir "$OUT"
 echo "gpu-check: results in $OUT" | tee -a "$OUT/summary.txt"
 exit $status

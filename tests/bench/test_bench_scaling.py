@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from eilab.bench.gpu_memory import DeviceMemoryPeak, cuda_index
+from eilab.bench.gpu_monitor import Sampled, cuda_index
 from eilab.bench.memory import CellResult, CellSpec, limit_memory, run_cell
 from eilab.bench.scaling import (
     BACKENDS,
@@ -143,12 +143,14 @@ def test_the_gpu_cap_is_set_on_an_indexed_device(monkeypatch, device, index):
     assert calls == [index, (0.4, index), index]
 
 
-def test_device_memory_peak_keeps_the_highest_use_above_the_start():
-    readings = iter([1000, 1500, 4000, 2000] + [1200] * 10_000)
-    with DeviceMemoryPeak(lambda: next(readings), interval_s=0.0) as peak:
-        while peak.peak_bytes < 3000:
+def test_sampled_readings_give_the_peak_above_the_start_and_the_mean():
+    readings = iter([1000, 1500, 4000, 2000] + [1200] * 100_000)
+    with Sampled(lambda: next(readings), interval_s=0.0) as memory:
+        while len(memory.values) < 6:
             time.sleep(0.001)
-    assert peak.peak_bytes == 3000
+    assert memory.values[:4] == [1000, 1500, 4000, 2000]
+    assert memory.peak_above_start == 3000
+    assert memory.mean == pytest.approx(sum(memory.values) / len(memory.values))
 
 
 def test_gpu_cells_show_torch_and_device_peaks():

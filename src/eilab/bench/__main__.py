@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--bf16", action="store_true", help="eilab rows: bfloat16 autocast (as bf16-mixed)"
     )
     train.add_argument("--compile", action="store_true", help="eilab rows: torch.compile network")
+    train.add_argument(
+        "--graph", action="store_true", help="eilab rows: fast_step (CUDA graph + fused Adam)"
+    )
     sure = parser.add_argument_group("sure suite (eilab's SURE and REQ beside deepinv's)")
     sure.add_argument("--sure-draws", type=int, default=200, help="draws per Monte-Carlo row")
     timing = parser.add_argument_group("timing (torch.utils.benchmark adaptive_autorange)")
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         cases = [Case(s, v, b) for s in args.sizes for v in args.views for b in args.batches]
         sections.append(ops_section(cases, budget, device))
     if args.suite in ("train", "all"):
-        variant = Variant(args.channels_last, args.bf16, args.compile)
+        variant = Variant(args.channels_last, args.bf16, args.compile, args.graph)
         sections.append(train_section(args.strategies, args.overrides, variant, budget, device))
     if args.suite in ("sure", "all"):
         sections.append(peer_sure.report(args.sure_draws))

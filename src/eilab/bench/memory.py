@@ -8,7 +8,7 @@ built). On the CPU the child then limits its address space (``RLIMIT_AS``) to wh
 ``cap_gb``, so a cell that needs more fails with an allocation error instead of swapping the
 shared machine. On CUDA the cap is torch's per-process memory fraction of the GPU, and the
 cell also reports two GPU peaks: ``torch.cuda.max_memory_allocated`` (torch's tensors) and the
-device-level use NVML sees (:mod:`eilab.bench.gpu_memory`: ASTRA's buffers, cuFFT plans and
+device-level use NVML sees (:mod:`eilab.bench.gpu_monitor`: ASTRA's buffers, cuFFT plans and
 cuSPARSE work space too), above the level once CUDA was initialised.
 
 One call = one forward ``A(x)`` (no_grad), one adjoint ``A_adjoint(y)`` and one FBP
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from eilab.bench.gpu_memory import DeviceMemoryPeak, NvmlUnavailableError, cuda_index, nvml_reader
+from eilab.bench.gpu_monitor import NvmlUnavailableError, Sampled, cuda_index, nvml_readers
 from eilab.bench.timing import Budget, MissingPeerError, measure, require, short, timed_once
 
 OPS = ("forward", "adjoint", "fbp")
@@ -192,24 +192,25 @@ def measure_cell(spec: CellSpec) -> dict:
     if device.type != "cuda":
         return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base))
     gpu = torch.cuda.max_memory_allocated(cuda_index(device)) / 1e9
-    device_gb = None if gpu_device is None else gpu_device.peak_bytes / 1e9
+    device_gb = None if gpu_device is None else gpu_device.peak_above_start / 1e9
     return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base, gpu, device_gb))
 
 
 @contextmanager
-def device_peak(device: torch.device) -> Iterator[DeviceMemoryPeak | None]:
-    """NVML's peak of the GPU's use while the block runs; None on the CPU or without NVML."""
+def device_peak(device: torch.device) -> Iterator[Sampled | None]:
+    """NVML's readings of the GPU's memory in use while the block runs; None on the CPU or
+    without NVML."""
     if device.type != "cuda":
         yield None
         return
     try:
-        read = nvml_reader(device)
+        read, _ = nvml_readers(device)
     except NvmlUnavailableError as err:
         print(f"no device-level GPU memory: {err}", file=sys.stderr)
         yield None
         return
-    with DeviceMemoryPeak(read) as peak:
-        yield peak
+    with Sampled(read) as memory:
+        yield memory
 
 
 def out_of_memory(err: BaseException) -> bool:

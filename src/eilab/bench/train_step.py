@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import torch
 from hydra.utils import instantiate
@@ -36,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from eilab.bench import BASE_OVERRIDES, compose_train
+from eilab.bench.gpu_monitor import NvmlUnavailableError, Sampled, nvml_readers
 from eilab.bench.ops import phantom_batch
 from eilab.bench.report import section, table
 from eilab.bench.timing import (
@@ -47,6 +49,7 @@ from eilab.bench.timing import (
     ratio,
     require,
 )
+from eilab.captured_step import CapturedStep
 from eilab.strategies.base import ReconstructionModule
 
 Step = Callable[[], object]
@@ -59,11 +62,12 @@ STRATEGY_OVERRIDES = {"rei": ("noise=gaussian",)}
 
 @dataclass(frozen=True)
 class Variant:
-    """How eilab's network runs: memory format, bfloat16 autocast, torch.compile."""
+    """How eilab's step runs: memory format, bfloat16 autocast, torch.compile, CUDA graph."""
 
     channels_last: bool = False
     bf16: bool = False  # autocast over forward + loss, as Lightning's bf16-mixed
     compile: bool = False
+    graph: bool = False  # fast_step=true: CapturedStep + fused Adam (on CUDA; eager elsewhere)
 
     @property
     def label(self) -> str:
@@ -71,6 +75,7 @@ class Variant:
         parts = ["bf16 autocast" if self.bf16 else "fp32"]
         parts += ["channels_last"] if self.channels_last else []
         parts += ["torch.compile(network)" if self.compile else "eager"]
+        parts += ["fast_step (CUDA graph, fused Adam)"] if self.graph else []
         return ", ".join(parts)
 
 
@@ -149,7 +154,8 @@ def strategy_module(
 ) -> tuple[ReconstructionModule, tuple[torch.Tensor, ...]]:
     """The configured strategy as eilab-train builds it, on ``device``, and its step's inputs."""
     physics = instantiate(cfg.physics)
-    module = instantiate(cfg.strategy, physics=physics, network=network(cfg, variant, device))
+    net = network(cfg, variant, device)
+    module = instantiate(cfg.strategy, physics=physics, network=net, fast_step=variant.graph)
     x = images(cfg, cfg.batch_size)
     with torch.no_grad():
         y = physics(x, torch.Generator().manual_seed(cfg.noise_seed))
@@ -158,12 +164,33 @@ def strategy_module(
 
 
 def eilab_step(cfg: DictConfig, variant: Variant, device: torch.device) -> Step:
-    """One step of the configured strategy: ``training_losses(y[, x])["loss"]``, its optimiser."""
+    """One step of the configured strategy: ``training_losses(y[, x])["loss"]``, its optimiser
+    (with ``variant.graph`` on CUDA: forward, losses and backward as one CUDA graph replay)."""
     module, inputs = strategy_module(cfg, variant, device)
     optimizers = module.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers[0][0]
+    if variant.graph and device.type == "cuda":
+        return captured_step(module, inputs, optimizer, variant)
     loss = lambda: module.training_losses(*inputs)["loss"]  # noqa: E731
     return step(loss, module, optimizer, variant, device)
+
+
+def captured_step(
+    module: ReconstructionModule,
+    inputs: tuple[torch.Tensor, ...],
+    optimizer: torch.optim.Optimizer,
+    variant: Variant,
+) -> Step:
+    """The fast_step of a training run: a CapturedStep replay, then the (fused) Adam step."""
+    captured = CapturedStep(module.training_losses, module, module.network_state)
+
+    def run() -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=variant.bf16):
+            losses = captured(*inputs)
+        optimizer.step()
+        return losses["loss"]
+
+    return run
 
 
 class DeepinvFBPNet(nn.Module):
@@ -256,10 +283,11 @@ def rows(
     base = config(BASELINE)
     batches = dict.fromkeys((base.batch_size, base.batch_size * base.equivariance.n_trans))
     net = "eilab network (no physics)"
+    network_variants = dict.fromkeys(replace(v, graph=False) for v in variants)
     plan = [
         row(f"network fwd+bwd, batch {b}", net, v, network_step, config(v), v, b)
         for b in batches
-        for v in variants
+        for v in network_variants
     ]
     plan.append(row("Adam step alone", "torch.optim.Adam", BASELINE, adam_step, base))
     for name in strategies:
@@ -272,15 +300,33 @@ def rows(
 
 
 def time_row(row: Row, budget: Budget, device: torch.device) -> list[object]:
-    """A row's cells: build its step (untimed), time it, read CUDA's peak memory, release."""
+    """A row's cells: build its step (untimed), time it while NVML samples how busy the GPU
+    is, read CUDA's peak memory, release."""
     free_memory(device)
-    timing = attempt(lambda: measure(row.build(), budget))
-    peak = "n/a"
+    step_fn = attempt(row.build)
+    with busy_sampler(device) as busy:
+        timing = step_fn if isinstance(step_fn, str) else attempt(lambda: measure(step_fn, budget))
+    peak = busy_percent = "n/a"
     if device.type == "cuda" and not isinstance(timing, str):
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f}"
+        busy_percent = "-" if busy is None else f"{busy.mean:.0f}"
     free_memory(device)
     first = "-" if isinstance(timing, str) or timing.first_ms is None else f"{timing.first_ms:.1f}"
-    return [row.step, row.pipeline, row.variant.label, timing, first, peak]
+    return [row.step, row.pipeline, row.variant.label, timing, first, peak, busy_percent]
+
+
+@contextmanager
+def busy_sampler(device: torch.device) -> Iterator[Sampled | None]:
+    """NVML's utilisation readings while the block runs; None on the CPU or without NVML."""
+    try:
+        readers = nvml_readers(device) if device.type == "cuda" else None
+    except NvmlUnavailableError:
+        readers = None
+    if readers is None:
+        yield None
+        return
+    with Sampled(readers[1], interval_s=0.01) as busy:
+        yield busy
 
 
 def train_section(
@@ -310,6 +356,7 @@ def train_section(
         else "no per-row memory on the CPU (see the process max RSS below)"
     )
     header = ["step", "pipeline", "settings", "ms / step (IQR)", "first step ms", "peak GPU MiB"]
+    header.append("GPU busy %")
     return section(
         f"Training-step benchmark ({device.type.upper()}, ms per optimisation step)",
         [
@@ -322,6 +369,8 @@ def train_section(
             budget.describe() + "; 'first step' is the first warm-up step (includes "
             "torch.compile and cuDNN warm-up)",
             f"ratio = deepinv fp32 median / this row's median (>1: this row faster); {memory}",
+            "GPU busy % = the mean of NVML's utilisation (share of time a kernel ran) sampled "
+            "every 10 ms while the row was timed, warm-up included ('-' without nvidia-ml-py)",
         ],
         table([*header, "deepinv / this"], lines, numeric_from=3),
     )

@@ -42,6 +42,12 @@ class REI(ReconstructionModule):
             raise ValueError(f"REI: alpha must be >= 0, got {alpha}")
         self.ei_loss = EILoss(group, n_trans)
         self.alpha = alpha
+        if self.fast_step and unknown_noise:
+            raise ValueError(
+                "REI: fast_step is not available with unknown_noise=true: the learned noise "
+                "level is read back to the host at every step (the noise model takes a float), "
+                "which a CUDA graph cannot replay; set fast_step=false"
+            )
         self.unknown_noise = unknown_noise
         self.sure_loss = (
             UNSURELoss(noise, noise_init_scale, tau) if unknown_noise else SURELoss(noise, tau)
