@@ -40,8 +40,8 @@ def test_replays_equal_eager_steps(strategy, compose_train):
     noise = ["noise=gaussian"] if strategy == "rei" else []
     cfg = compose_train("debug=fast", f"strategy={strategy}", "img_size=32", *noise)
     module, datamodule = build(cfg)
+    datamodule.setup()  # simulates on the CPU, with the physics the module shares
     module = module.cuda().train()
-    datamodule.setup()
     y = datamodule.datasets["train"].measurements[:6].cuda()
     batches = [y[0:2], y[2:4], y[4:5]]
     initial = {n: b.clone() for n, b in module.network_state.named_buffers()}
