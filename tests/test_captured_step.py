@@ -13,7 +13,9 @@ pytestmark = [
 
 
 def one_step(step, module, y: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
-    """Run ``step(y)``; copies of its losses, the gradients and the network's buffers."""
+    """Run ``step(y)`` after dropping the gradients, as Lightning does before validating;
+    copies of its losses, the gradients and the network's buffers."""
+    module.zero_grad(set_to_none=True)
     losses = step(y)
     return {
         "losses": {name: value.detach().clone() for name, value in losses.items()},
@@ -35,8 +37,9 @@ def eager_step(module):
 @pytest.mark.parametrize("strategy", ["ei", "rei"])
 def test_replays_equal_eager_steps(strategy, compose_train):
     """Two replays (new inputs each) and a short batch (eager fallback) against the eager
-    steps from the same random state: losses, gradients and BatchNorm statistics agree to
-    float32 summation order (cuSPARSE and cuDNN sum in varying orders even eagerly)."""
+    steps from the same random state: losses, gradients (back in ``param.grad`` although they
+    were set to None before each step) and BatchNorm statistics agree to float32 summation
+    order (cuSPARSE and cuDNN sum in varying orders even eagerly)."""
     noise = ["noise=gaussian"] if strategy == "rei" else []
     cfg = compose_train("debug=fast", f"strategy={strategy}", "img_size=32", *noise)
     module, datamodule = build(cfg)

@@ -26,6 +26,8 @@ class _Graph:
     graph: torch.cuda.CUDAGraph
     inputs: tuple[torch.Tensor, ...]
     losses: Losses
+    grads: list[tuple[nn.Parameter, torch.Tensor]]  # each parameter and the tensor its gradient
+    # is written into by every replay
 
 
 class CapturedStep:
@@ -37,8 +39,10 @@ class CapturedStep:
     ``module``) the buffers a forward changes. Warm-up and capture leave no trace: those
     buffers (BatchNorm statistics) and the random states are restored, so the first replay computes
     what the eager step would have. Calls with other shapes (a short last batch) run eagerly.
-    Either way the gradients are left in ``param.grad``, in the graph's own tensors: nothing
-    may set them to None between calls (``zero_grad(set_to_none=True)`` would cut the link).
+    Either way the gradients are left in ``param.grad``, in the graph's own tensors; each call
+    first points ``param.grad`` back at them, since a ``zero_grad(set_to_none=True)`` between
+    calls (Lightning's before every validation) drops the link and the replays would then write
+    gradients no optimiser reads.
 
     Under autocast (bf16-mixed) the graph is captured with autocast's weight cache off, as
     torch.cuda.graphs requires: a cached cast would freeze the weights of its first use.
@@ -62,6 +66,8 @@ class CapturedStep:
     def __call__(self, *inputs: torch.Tensor) -> Losses:
         if self.captured is None:
             self.captured = self._capture(inputs)
+        for param, grad in self.captured.grads:
+            param.grad = grad
         if [t.shape for t in inputs] != [t.shape for t in self.captured.inputs]:
             return self._eager(inputs)
         for static, new in zip(self.captured.inputs, inputs, strict=True):
@@ -71,9 +77,8 @@ class CapturedStep:
 
     def _eager(self, inputs: tuple[torch.Tensor, ...]) -> Losses:
         """The same step without the graph, its gradients written into the graph's tensors."""
-        for param in self.module.parameters():
-            if param.grad is not None:
-                param.grad.zero_()
+        for _, grad in self.captured.grads:
+            grad.zero_()
         losses = self.losses(*inputs)
         losses["loss"].backward()
         return {name: value.detach() for name, value in losses.items()}
@@ -101,7 +106,8 @@ class CapturedStep:
                 buffer.copy_(buffers[name])
         torch.set_rng_state(rng[0])
         torch.cuda.set_rng_state(rng[1], device)
-        return _Graph(graph, static, losses)
+        grads = [(p, p.grad) for p in self.module.parameters() if p.grad is not None]
+        return _Graph(graph, static, losses, grads)
 
 
 def _no_autocast_cache() -> torch.autocast:

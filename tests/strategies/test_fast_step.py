@@ -17,8 +17,9 @@ STRATEGIES = {"ei": [], "sup": [], "rei": ["noise=gaussian"]}
 
 
 def trained(compose_train, device: str, *overrides: str) -> tuple[L.LightningModule, list]:
-    """A debug=fast run of three epochs, the learning rate dropped after the first; the module
-    and the training losses of every epoch."""
+    """A debug=fast run of three epochs, the learning rate dropped after the first and a
+    validation after each (Lightning drops the gradients before it); the module and the
+    training losses of every epoch."""
     cfg = compose_train("debug=fast", "optim.milestones=[1]", *overrides)
     L.seed_everything(0, verbose=False)
     module, datamodule = build(cfg)
@@ -32,7 +33,8 @@ def trained(compose_train, device: str, *overrides: str) -> tuple[L.LightningMod
         devices=1,
         max_epochs=3,
         limit_train_batches=4,
-        limit_val_batches=0,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
         callbacks=[epoch_end],
         logger=False,
         enable_checkpointing=False,
