@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -11,7 +13,12 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from skimage.io import imsave
 
+from eilab.confine import inside
 from eilab.rundir import IDENTITY_KEY
+
+#: The ModelCheckpoint state fields holding one checkpoint path each ("" when none).
+PATH_FIELDS = ("best_model_path", "kth_best_model_path", "last_model_path")
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -70,6 +77,51 @@ class StampIdentity(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
     ) -> None:
         checkpoint[IDENTITY_KEY] = self.identity
+
+
+class ConfineCheckpointState(L.Callback):
+    """Before Lightning restores a resumed checkpoint's ModelCheckpoint states, drop (with a
+    warning) every path in them outside that callback's directory: Lightning later deletes
+    the old best or last checkpoint, recursively, after checking it lies inside ``dirpath``
+    without resolving ``..``, so a crafted state could delete any folder."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict
+    ) -> None:
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            for key in (callback.state_key, callback._legacy_state_key):
+                if isinstance(states.get(key), dict):
+                    dropped = confine_state(states[key], callback.dirpath)
+                    if dropped:
+                        log.warning(
+                            "ignoring checkpoint callback state outside %s: %s",
+                            callback.dirpath,
+                            "; ".join(dropped),
+                        )
+
+
+def confine_state(state: dict[str, Any], dirpath: str) -> list[str]:
+    """Reset the paths of a ModelCheckpoint ``state`` outside ``dirpath``; name those reset.
+
+    The state's own ``dirpath`` is left: Lightning only compares it with the callback's.
+    """
+
+    def outside(path: object) -> bool:
+        return not isinstance(path, str) or (path != "" and not inside(path, dirpath))
+
+    dropped = []
+    for field in PATH_FIELDS:
+        if outside(state.get(field, "")):
+            dropped.append(f"{field}={state[field]!r}")
+            state[field] = ""
+    models = state.get("best_k_models", {})
+    if not isinstance(models, dict):
+        dropped.append(f"best_k_models={models!r}")
+        models = {}
+    dropped += [f"best_k_models[{path!r}]" for path in models if outside(path)]
+    state["best_k_models"] = {path: v for path, v in models.items() if not outside(path)}
+    return dropped
 
 
 class EpochTimer(L.Callback):

@@ -20,6 +20,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from eilab.atomic import atomic_file
+from eilab.confine import UnsafePathError
 
 #: What torch.load raises on a truncated, cut or garbled file (an empty file: EOFError; a cut
 #: zip: RuntimeError from the zip reader or OSError [Errno 22]; garbage: UnpicklingError).
@@ -58,7 +59,8 @@ def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO for local files: atomic saves, loads that name a damaged file.
+    """Lightning CheckpointIO for local files: atomic saves, loads that name a damaged file,
+    removals of one file only (Lightning's own removes recursively).
 
     ``after_save`` runs after each completed save (eilab-train records the run's checkpoints).
     """
@@ -82,3 +84,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
         except DAMAGED as error:
             raise corrupt(path, error) from error
+
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
+        """Delete one checkpoint file (a symlink itself, not its target); refuse a directory."""
+        path = Path(path)
+        if path.is_dir() and not path.is_symlink():
+            raise UnsafePathError(f"refusing to delete {path}: a directory, not a checkpoint file")
+        path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eilab import rundir
-from eilab.callbacks import StampIdentity, checkpoint_files
+from eilab.callbacks import ConfineCheckpointState, StampIdentity, checkpoint_files
 from eilab.checkpoints import AtomicCheckpointIO, load_checkpoint
 from eilab.data import MeasurementDataModule
 from eilab.guard import check_group_helps
@@ -73,15 +73,15 @@ def logger_configs(logger: DictConfig, version: str) -> DictConfig:
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, attempt: rundir.Attempt) -> L.Trainer:
-    """The configured Trainer, with atomic checkpoint saves recorded in run.json and every
-    checkpoint stamped with the run's identity."""
+    """The configured Trainer, with atomic checkpoint saves recorded in run.json, every
+    checkpoint stamped with the run's identity and resumed checkpoint paths confined."""
     loggers = (
         list(instantiate(logger_configs(cfg.logger, attempt.log_version)).values())
         if cfg.logger
         else False
     )
     callbacks = list(instantiate(cfg.callbacks).values()) if cfg.callbacks else []
-    callbacks.append(StampIdentity(rundir.identity(cfg)))
+    callbacks += [StampIdentity(rundir.identity(cfg)), ConfineCheckpointState()]
     trainer: L.Trainer | None = None
 
     def record() -> None:

@@ -16,6 +16,7 @@ from omegaconf import open_dict, read_write
 
 from eilab import rundir
 from eilab.checkpoints import AtomicCheckpointIO
+from eilab.confine import UnsafePathError
 from eilab.train import make_trainer
 
 FAST = ("debug=fast", "strategy=ei", "check_identifiability=false")
@@ -172,6 +173,20 @@ def test_a_failed_checkpoint_save_leaves_the_previous_file_whole(tmp_path, monke
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left
 
 
+def test_removing_a_checkpoint_never_deletes_a_folder_or_a_symlink_target(tmp_path):
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine\n")
+    link = tmp_path / "checkpoints" / "best-epoch=0.ckpt"
+    link.parent.mkdir()
+    link.symlink_to(folder)
+    io = AtomicCheckpointIO()
+    with pytest.raises(UnsafePathError, match=f"refusing to delete {folder}: a directory"):
+        io.remove_checkpoint(folder)
+    io.remove_checkpoint(link)
+    assert not link.is_symlink() and (folder / "keep.txt").read_text() == "mine\n"
+
+
 def test_the_trainer_saves_checkpoints_atomically_and_records_them(tmp_path):
     with initialize_config_module("eilab.conf", version_base="1.3"):
         cfg = compose("train", overrides=list(FAST), return_hydra_config=True)
@@ -191,3 +206,37 @@ def test_the_trainer_saves_checkpoints_atomically_and_records_them(tmp_path):
         rundir.release(attempt)
     recorded = json.loads((tmp_path / rundir.RUN_FILE).read_text())["checkpoints"]
     assert recorded == {"last": "checkpoints/a.ckpt"}
+
+
+def craft_callback_states(ckpt: Path, outside: str, monitored: bool) -> None:
+    """Point the (un)monitored ModelCheckpoint state of ``ckpt`` at ``outside``, as it would
+    be in a checkpoint written in this run directory, and save it without pickled objects."""
+    checkpoint = torch.load(ckpt, weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if not key.startswith("ModelCheckpoint") or ("'monitor': None" in key) == monitored:
+            continue
+        state.update(dirpath=str(ckpt.parent), best_model_path=outside)
+        if monitored:  # the worst score: the next validation replaces it, deleting its file
+            worst = torch.tensor(float("inf") if "'mode': 'min'" in key else float("-inf"))
+            state.update(kth_best_model_path=outside, best_k_models={outside: worst})
+            state.update(best_model_score=worst, kth_value=worst)
+    torch.save(checkpoint, ckpt)
+
+
+@pytest.mark.parametrize("monitored", [False, True], ids=["last", "best"])
+def test_a_crafted_checkpoint_cannot_make_resume_delete_a_folder_outside_the_run(
+    trained, monitored, tmp_path
+):
+    run = copy_run(trained, tmp_path)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine\n")
+    outside = str(run / "checkpoints" / ".." / ".." / "precious")
+    craft_callback_states(run / "checkpoints" / "last.ckpt", outside, monitored)
+    done = eilab_train(
+        *FAST, "trainer.max_epochs=2", "hydra.run.dir=run", "resume=true", cwd=tmp_path
+    )
+    assert (precious / "keep.txt").read_text() == "mine\n"
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"ignoring checkpoint callback state outside {run / 'checkpoints'}" in done.stdout
+    assert f"best_model_path={outside!r}" in done.stdout
