@@ -36,9 +36,11 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from eilab.atomic import atomic_file
+from eilab.confine import UnsafePathError, open_nofollow, refuse_symlink
 
-MARKERS = ("run.json", "checkpoints", "logs", "metrics.json")
 RUN_FILE, ATTEMPTS_FILE, LOCK_FILE = "run.json", "runs.jsonl", "run.lock"
+METRICS_FILE = "metrics.json"
+MARKERS = (RUN_FILE, "checkpoints", "logs", METRICS_FILE)
 #: Checkpoint key under which eilab-train stamps :func:`identity` (see callbacks.StampIdentity).
 IDENTITY_KEY = "eilab_identity"
 
@@ -109,9 +111,13 @@ def earlier_run(run_dir: Path) -> list[str]:
 
 
 def take_lock(run_dir: Path) -> TextIO | None:
-    """Hold ``run_dir/run.lock`` (this pid written inside), or None when another process does."""
+    """Hold ``run_dir/run.lock`` (this pid written inside), or None when another process does
+    or it is a symlink (never followed: :func:`checked_start` refuses it, naming it)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held until the run ends)
+    try:
+        handle = os.fdopen(open_nofollow(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT), "r+")
+    except UnsafePathError:
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -147,7 +153,7 @@ def claim(run_dir: Path, resume: bool, ckpt_path: str | None) -> Iterator[Attemp
     current = attempt(run_dir)
     try:
         current.resume_from = checked_start(current, resume, ckpt_path)
-    except RunDirError:
+    except (RunDirError, UnsafePathError):
         if not current.first:  # Hydra's copy of this refused attempt's config, and .hydra if empty
             shutil.rmtree(current.run_dir / current.hydra_subdir, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -161,8 +167,11 @@ def claim(run_dir: Path, resume: bool, ckpt_path: str | None) -> Iterator[Attemp
 
 
 def checked_start(current: Attempt, resume: bool, ckpt_path: str | None) -> Path | None:
-    """The checkpoint to resume from, after refusing whatever would mix two runs."""
+    """The checkpoint to resume from, after refusing whatever would mix two runs or write
+    through a symlinked marker file."""
     run_dir = current.run_dir
+    for marker in (LOCK_FILE, RUN_FILE, ATTEMPTS_FILE, METRICS_FILE):
+        refuse_symlink(run_dir / marker)
     if current.lock is None:
         holder = (run_dir / LOCK_FILE).read_text().strip() or "unknown"
         raise RunDirectoryInUseError(
@@ -217,8 +226,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def append_line(current: Attempt, entry: dict[str, Any]) -> None:
-    """Append one JSON line to ``runs.jsonl`` (only the lock holder writes)."""
-    with open(current.run_dir / ATTEMPTS_FILE, "a") as file:
+    """Append one JSON line to ``runs.jsonl`` (only the lock holder writes; never through a
+    symlink)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with os.fdopen(open_nofollow(current.run_dir / ATTEMPTS_FILE, flags), "a") as file:
         file.write(json.dumps(entry, default=str) + "\n")
 
 

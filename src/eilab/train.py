@@ -137,7 +137,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         results.update(best_selection_value(trainer))
         results["time/wall_s"] = time.perf_counter() - began
         if trainer.is_global_zero:
-            (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+            rundir.write_json(run_dir / rundir.METRICS_FILE, results)
             rundir.record_end(attempt, results)
             print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
     return results

@@ -240,3 +240,22 @@ def test_a_crafted_checkpoint_cannot_make_resume_delete_a_folder_outside_the_run
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"ignoring checkpoint callback state outside {run / 'checkpoints'}" in done.stdout
     assert f"best_model_path={outside!r}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "marker", [rundir.LOCK_FILE, rundir.RUN_FILE, "runs.jsonl", "metrics.json"]
+)
+def test_a_symlinked_marker_file_is_refused_and_its_target_untouched(trained, marker, tmp_path):
+    run = copy_run(trained, tmp_path)
+    target = tmp_path / "precious.txt"
+    target.write_text("mine\n")
+    (run / marker).unlink()
+    (run / marker).symlink_to(target)
+    done = eilab_train(
+        *FAST, "trainer.max_epochs=2", "hydra.run.dir=run", "resume=true", cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert f"UnsafePathError: {run / marker} is a symlink (to {target})" in done.stderr
+    assert target.read_text() == "mine\n"
+    assert "Epoch" not in done.stdout + done.stderr
+    assert not list((run / ".hydra").glob("attempt-*"))  # the refused attempt's config removed
