@@ -31,6 +31,7 @@ from skimage.io import imsave
 
 from eilab import rundir
 from eilab.checkpoints import load_checkpoint
+from eilab.confine import UnsafePathError, refuse_symlink
 from eilab.data.splits import ImageSplits
 from eilab.metrics import psnr
 from eilab.physics.base import image_size
@@ -294,6 +295,19 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> list[dict[str, float]]:
     source = f" of {dataset_cfg._target_}" if dataset_cfg is not None else ""
     print(f"checkpoint: {ckpt}\nwrote {len(recon)} reconstructions{source} to {out_dir}")
     return rows
+
+
+def eval_dir(run_dir: str) -> str:
+    """Resolver for ``hydra.run.dir``: ``<run_dir>/eval``, refused when it is a symlink, before
+    Hydra creates the output folder and writes its config and log there."""
+    try:
+        refuse_symlink(Path(run_dir) / "eval")
+    except UnsafePathError as error:  # Hydra cannot format an error raised by its own settings
+        raise SystemExit(f"UnsafePathError: {error}") from error
+    return str(Path(run_dir) / "eval")
+
+
+OmegaConf.register_new_resolver("eilab.eval_dir", eval_dir, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

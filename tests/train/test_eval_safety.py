@@ -4,6 +4,8 @@ import builtins
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +166,15 @@ def test_measurements_with_nan_or_inf_are_refused_with_the_file_and_the_count(su
     torch.save(y, path) if suffix == ".pt" else np.save(path, y.numpy())
     with pytest.raises(ValueError, match=re.escape(f"{path} holds 3 non-finite values")):
         load_measurements(path)
+
+
+def test_a_symlinked_eval_folder_is_refused_and_its_target_untouched(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    saved_run(run)
+    elsewhere.mkdir()
+    (run / "eval").symlink_to(elsewhere)
+    command = [sys.executable, "-m", "eilab.eval", f"run_dir={run}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"UnsafePathError: {run / 'eval'} is a symlink (to {elsewhere})" in done.stderr
+    assert list(elsewhere.iterdir()) == []  # no output folder, config, log or image there
