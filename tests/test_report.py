@@ -1,11 +1,16 @@
 """eilab-report over real run directories; the rank agreement and progress helpers."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
+from omegaconf import OmegaConf
 
+from eilab.eval import UnsafeRunConfigError, load_config
 from eilab.progress import progress_text, read_progress
 from eilab.report import main, rank_agreement
 
@@ -69,3 +74,106 @@ def test_alpha_sweep_through_the_submitit_local_launcher_and_its_report(tmp_path
 def test_report_names_a_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         main([str(tmp_path / "nowhere")])
+
+
+def fake_run(run_dir: Path, choices: dict | None = None, **config) -> Path:
+    """A finished run directory as eilab-train leaves it, without weights (no checkpoint)."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "logs").mkdir()
+    config = {"strategy": {"_target_": "eilab.strategies.EI"}, **config}
+    OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
+    choices = {"strategy": "ei", "physics": "ct", "group": "rotate", **(choices or {})}
+    hydra = {"hydra": {"runtime": {"choices": choices}}}
+    OmegaConf.save(OmegaConf.create(hydra), run_dir / ".hydra" / "hydra.yaml")
+    metrics = {"test/psnr": 25.0, "test/ssim": 0.8, "time/wall_s": 3.0}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "logs" / "metrics.csv").write_text("epoch,val/psnr,val/sure\n0,24.0,0.5\n")
+    return run_dir
+
+
+def test_report_never_resolves_the_environment_from_a_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EILAB_TEST_SECRET", "hunter2")
+    secret = "${oc.env:EILAB_TEST_SECRET}"
+    fake_run(tmp_path / "runs" / "a", {"strategy": secret}, label=secret, size="${oc.select:n,3}")
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--sweep", "label"])
+    written = [(tmp_path / "report" / name).read_text() for name in ("runs.md", "runs.csv")]
+    for text in (*written, capsys.readouterr().out):
+        assert "hunter2" not in text and secret in text
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--sweep", "size"])
+    assert "| ${oc.env:EILAB_TEST_SECRET}/ct/rotate | 3 |" in capsys.readouterr().out
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """A YAML file whose aliases expand to 10**levels strings."""
+    lines = ['a0: &a0 "lol"']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (billion_laughs(), "expands to more than"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nests deeper than"),
+    ],
+    ids=["billion_laughs", "5000_deep"],
+)
+def test_a_yaml_bomb_is_refused_by_eval_and_skipped_by_report(text, reason, tmp_path, capsys):
+    good, bomb = fake_run(tmp_path / "runs" / "good"), fake_run(tmp_path / "runs" / "bomb")
+    (bomb / ".hydra" / "config.yaml").write_text(text)
+    with pytest.raises(UnsafeRunConfigError, match=f"{bomb / '.hydra' / 'config.yaml'} {reason}"):
+        load_config(bomb)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert f"skipped {bomb}: {bomb / '.hydra' / 'config.yaml'} {reason}" in err
+    assert "1 finished runs" in (tmp_path / "report" / "runs.md").read_text()
+    assert str(good) in (tmp_path / "report" / "runs.csv").read_text()
+
+
+def truncated_checkpoint(run_dir: Path) -> None:
+    (run_dir / "checkpoints").mkdir()
+    path = run_dir / "checkpoints" / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}, "epoch": 0, "global_step": 2}, path)
+    os.truncate(path, path.stat().st_size // 2)
+
+
+@pytest.mark.parametrize(
+    ("damage", "file"),
+    [
+        (truncated_checkpoint, "checkpoints/last.ckpt"),
+        (lambda run: (run / "metrics.json").write_text("[]"), "metrics.json"),
+        (
+            lambda run: (run / "logs" / "metrics.csv").write_text("epoch\nfirst\n"),
+            "logs/metrics.csv",
+        ),
+        (
+            lambda run: (run / ".hydra" / "hydra.yaml").write_text("hydra: {}\n"),
+            ".hydra/hydra.yaml",
+        ),
+        (
+            lambda run: (run / ".hydra" / "config.yaml").write_text("- a list\n"),
+            ".hydra/config.yaml",
+        ),
+    ],
+    ids=["truncated_ckpt", "metrics_list", "csv_text", "hydra_empty", "config_list"],
+)
+def test_one_bad_run_is_skipped_with_one_line_naming_its_file(damage, file, tmp_path, capsys):
+    fake_run(tmp_path / "runs" / "good")
+    bad = fake_run(tmp_path / "runs" / "bad")
+    damage(bad)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"skipped {bad}: ")
+    assert str(bad / file) in lines[0]
+    table = (tmp_path / "report" / "runs.md").read_text()
+    assert "1 finished runs" in table and f"skipped {bad}" in table
+
+
+def test_a_sweep_over_a_list_or_a_name_is_reported_as_text(tmp_path, capsys):
+    for name, widths, norm in (("a", [8], "batch"), ("b", [8, 16], "none")):
+        fake_run(tmp_path / "runs" / name, model={"widths": widths, "norm": norm})
+    for key, shown in (("model.widths", "[8, 16]"), ("model.norm", "none")):
+        main([str(tmp_path / "runs"), "--out", str(tmp_path / key), "--sweep", key])
+        assert f"| ei/ct/rotate | {shown} | 25.00 |" in capsys.readouterr().out
+        assert (tmp_path / key / "sweep.png").is_file()

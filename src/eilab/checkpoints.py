@@ -37,12 +37,14 @@ def corrupt(path: str | os.PathLike, error: BaseException) -> CorruptCheckpointE
     return CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:200]})")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
     """A Lightning checkpoint read with ``weights_only=True``; a damaged file is named."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except DAMAGED as error:

@@ -16,17 +16,14 @@ resolve against the run's config. Images that do not fit the run's physics and n
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, grammar_parser
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import GrammarParseError
-from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from skimage.io import imsave
 
 from eilab import rundir
@@ -35,6 +32,7 @@ from eilab.confine import UnsafePathError, refuse_symlink
 from eilab.data.splits import ImageSplits
 from eilab.metrics import psnr
 from eilab.physics.base import image_size
+from eilab.runconfig import UnsafeRunConfigError, leaves, load_yaml, resolvers_in
 from eilab.train import build
 
 #: The only constructors eilab-eval builds from a saved run, compared exactly after resolution:
@@ -84,40 +82,8 @@ SAFE_RESOLVERS = ("hydra", "now", "oc.select")
 TRAIN_ONLY = ("trainer", "logger", "callbacks", "run_name")
 
 
-INTERPOLATION = OmegaConfGrammarParser.InterpolationContext
-
-
-class UnsafeRunConfigError(ValueError):
-    """A saved run's config asks for something eilab-eval does not build or resolve."""
-
-
 class DatasetMismatchError(ValueError):
     """Another dataset's images do not fit the run's physics and network."""
-
-
-def resolvers_in(text: str) -> list[str]:
-    """The resolver names an OmegaConf string calls ("?" for a name built by interpolation)."""
-    names, stack = [], [grammar_parser.parse(text)]
-    while stack:
-        node = stack.pop()
-        children = getattr(node, "children", None) or []  # none on a terminal symbol
-        if isinstance(node, OmegaConfGrammarParser.ResolverNameContext):
-            dynamic = any(isinstance(child, INTERPOLATION) for child in children)
-            names.append("?" if dynamic else node.getText())
-        stack.extend(children)
-    return names
-
-
-def leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted path, value) of every leaf of nested dicts and lists."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from leaves(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from leaves(value, f"{path}[{index}]")
-    else:
-        yield path, node
 
 
 def refuse_resolvers(raw: dict, source: Path) -> None:
@@ -155,12 +121,13 @@ def check_resolved(resolved: dict, source: Path) -> None:
 def load_config(run_dir: Path) -> DictConfig:
     """A run's saved config as data: resolvers checked, resolved, targets checked, rebuilt.
 
-    Nothing is built here; any refused item is an :class:`UnsafeRunConfigError`.
+    Nothing is built here; any refused item (a YAML bomb too, see eilab.runconfig) is an
+    :class:`UnsafeRunConfigError`.
     """
     config_file = run_dir / ".hydra" / "config.yaml"
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} not found: is {run_dir} an eilab-train run?")
-    saved = OmegaConf.load(config_file)
+    saved = load_yaml(config_file)
     refuse_resolvers(OmegaConf.to_container(saved, resolve=False), config_file)
     resolved = {}
     for key in saved:

@@ -18,14 +18,17 @@ import argparse
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
+
+from eilab.checkpoints import CorruptCheckpointError, load_checkpoint
+from eilab.runconfig import RunConfigError, inert, load_yaml
 
 #: Ground-truth-free validation criteria, preferred in this order when not named (lower is
 #: better): the SURE estimate of the measurement error, then measurement consistency.
@@ -80,43 +83,89 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
+def is_number(value: object) -> bool:
+    """Whether ``value`` is an int or float (a bool is not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def shown(value: object) -> str:
+    """A config value as text: numbers in ``g`` format, anything else (a list, a name) as is."""
+    return format(value, "g") if is_number(value) else str(value)
+
+
+class UnreadableRunError(ValueError):
+    """A file of a run directory cannot be read; the message names the file and why."""
+
+
+#: What reading one run may raise; the report leaves that run out with one line saying why.
+UNREADABLE = (UnreadableRunError, RunConfigError, CorruptCheckpointError, OSError)
+
+
 def read_log(path: Path) -> list[dict[str, float]]:
     """The rows of a Lightning CSV log, every cell a float (NaN where empty)."""
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
-        return [
-            {key: float(value) if value else math.nan for key, value in row.items()}
-            for row in csv.DictReader(handle)
-        ]
+        rows = list(csv.DictReader(handle))
+    try:
+        return [{key: float(cell) if cell else math.nan for key, cell in r.items()} for r in rows]
+    except (TypeError, ValueError) as error:
+        raise UnreadableRunError(f"{path}: a cell is not a number ({error})") from error
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    """``metrics.json``: a JSON object of numbers."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UnreadableRunError(f"{path}: not JSON ({error})") from error
+    if not (isinstance(metrics, dict) and all(map(is_number, metrics.values()))):
+        raise UnreadableRunError(f"{path}: not a JSON object of numbers")
+    return metrics
+
+
+def read_choices(path: Path) -> dict[str, str]:
+    """The config group choices ``hydra.yaml`` records, as written (never resolved)."""
+    if not path.is_file():
+        return {}
+    choices = OmegaConf.to_container(load_yaml(path), resolve=False)
+    for key in ("hydra", "runtime", "choices"):
+        choices = choices.get(key) if isinstance(choices, dict) else None
+    if not isinstance(choices, dict):
+        raise UnreadableRunError(f"{path}: no hydra.runtime.choices mapping")
+    return {str(key): str(value) for key, value in choices.items()}
+
+
+def read_counters(path: Path) -> tuple[int | None, int | None]:
+    """Epochs and optimiser steps from the run's last checkpoint (None, None without one)."""
+    if not path.is_file():
+        return None, None
+    checkpoint = load_checkpoint(path, mmap=True)
+    try:
+        # global_step counts every optimiser's updates (EI_adv steps two per batch)
+        steps = checkpoint["global_step"] // max(1, len(checkpoint["optimizer_states"]))
+        return checkpoint["epoch"] + 1, steps
+    except (KeyError, TypeError) as error:
+        raise UnreadableRunError(f"{path}: no epoch, global_step or optimizer_states") from error
 
 
 def read_run(run_dir: Path) -> Run | None:
-    """One run's config, test metrics, log and checkpoint counters; None if it never finished."""
+    """One run's config, test metrics, log and checkpoint counters; None if it never finished.
+
+    Interpolations that call a resolver other than oc.select stay text (eilab.runconfig.inert).
+    """
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.is_file():
         return None
     config_file = run_dir / ".hydra" / "config.yaml"
-    try:
-        test = json.loads(metrics_file.read_text())
-        config = OmegaConf.load(config_file)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"cannot read run {run_dir}: {error}") from error
-    hydra_file = run_dir / ".hydra" / "hydra.yaml"
-    choices = {}
-    if hydra_file.is_file():
-        runtime = OmegaConf.load(hydra_file).hydra.runtime
-        choices = {key: str(value) for key, value in runtime.choices.items()}
+    test = read_metrics(metrics_file)
+    config = inert(load_yaml(config_file))
+    choices = read_choices(run_dir / ".hydra" / "hydra.yaml")
     run = Run(run_dir, config, choices, test, read_log(run_dir / "logs" / "metrics.csv"))
     # runs record their wall time; older ones are timed from the config file to metrics.json
     started = config_file.stat().st_mtime
     run.wall_s = test.pop("time/wall_s", metrics_file.stat().st_mtime - started)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        checkpoint = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-        run.epochs = checkpoint["epoch"] + 1
-        # global_step counts every optimiser's updates (EI_adv steps two per batch)
-        run.steps = checkpoint["global_step"] // max(1, len(checkpoint["optimizer_states"]))
+    run.epochs, run.steps = read_counters(run_dir / "checkpoints" / "last.ckpt")
     return run
 
 
@@ -215,8 +264,8 @@ def sweep_section(rows: list[dict], key: str) -> str:
         lines.append(
             f"- {label}: Spearman ρ(−{selected['criterion']}, test PSNR) = "
             f"{agreement['rho']:.2f} over {agreement['n']} values; the criterion selects "
-            f"{key} = {selected[key]:g} ({selected['test_psnr']:.2f} dB), the best by test PSNR "
-            f"is {key} = {best[key]:g} ({best['test_psnr']:.2f} dB): "
+            f"{key} = {shown(selected[key])} ({selected['test_psnr']:.2f} dB), the best by test "
+            f"PSNR is {key} = {shown(best[key])} ({best['test_psnr']:.2f} dB): "
             f"{best['test_psnr'] - selected['test_psnr']:.2f} dB lost by selecting without "
             "ground truth."
         )
@@ -244,7 +293,7 @@ def save_sweep_plot(rows: list[dict], key: str, path: Path) -> None:
         psnr_axis.axhline(adagger, color="grey", linestyle="--", label="A†y")
     psnr_axis.set(xlabel=key, ylabel="test PSNR (dB)")
     criterion_axis.set(xlabel=key)
-    if all(r[key] > 0 for r in rows):
+    if all(is_number(r[key]) and r[key] > 0 for r in rows):
         psnr_axis.set_xscale("log")
         criterion_axis.set_xscale("log")
     psnr_axis.legend(fontsize=7)
@@ -268,12 +317,27 @@ def save_curves(runs: list[Run], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def read_runs(run_dirs: list[Path]) -> tuple[list[Run], list[str]]:
+    """The finished runs, and one line (also printed to stderr) per run that cannot be read."""
+    runs, unreadable = [], []
+    for run_dir in run_dirs:
+        try:
+            run = read_run(run_dir)
+        except UNREADABLE as error:
+            unreadable.append(f"skipped {run_dir}: {error}")
+            print(unreadable[-1], file=sys.stderr)
+            continue
+        if run is not None:
+            runs.append(run)
+    return runs, unreadable
+
+
 def report(
     paths: list[Path], out: Path, sweep: str | None = None, criterion: str | None = None
 ) -> str:
     """Read every finished run under ``paths``, write the report files into ``out``."""
     run_dirs = find_run_dirs(paths)
-    runs = [run for run in map(read_run, run_dirs) if run is not None]
+    runs, unreadable = read_runs(run_dirs)
     if not runs:
         raise SystemExit(f"no finished runs (metrics.json) under {[str(p) for p in paths]}")
     keys = [sweep] if sweep else []
@@ -282,12 +346,19 @@ def report(
         missing = [row["run_dir"] for row in rows if row[sweep] is None]
         if missing:
             raise SystemExit(f"--sweep {sweep}: no such config value in {missing[0]}")
+        if not all(is_number(row[sweep]) for row in rows):  # e.g. model.norm, model.widths
+            for row in rows:
+                row[sweep] = shown(row[sweep])
         rows.sort(key=lambda r: (r["run"], r[sweep]))
-    columns = {"run": ("run", "s"), **{k: (k, "g") for k in keys}, **COLUMNS}
+    spec = "g" if all(is_number(row[k]) for row in rows for k in keys) else "s"
+    columns = {"run": ("run", "s"), **{k: (k, spec) for k in keys}, **COLUMNS}
     sections = [f"# eilab report: {len(runs)} finished runs", markdown_table(rows, columns)]
-    unfinished = len(run_dirs) - len(runs)
+    unfinished = len(run_dirs) - len(runs) - len(unreadable)
     if unfinished:
         sections.append(f"{unfinished} run(s) without metrics.json (unfinished) left out.")
+    if unreadable:
+        listed = "\n".join(f"- {line}" for line in unreadable)
+        sections.append(f"{len(unreadable)} unreadable run(s) left out:\n\n{listed}")
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "runs.csv", rows)
     save_curves(runs, out / "curves.png")
