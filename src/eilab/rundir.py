@@ -36,6 +36,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from eilab.atomic import atomic_file
+from eilab.checkpoints import load_checkpoint
 from eilab.confine import UnsafePathError, open_nofollow, refuse_symlink
 
 RUN_FILE, ATTEMPTS_FILE, LOCK_FILE = "run.json", "runs.jsonl", "run.lock"
@@ -139,21 +140,26 @@ def release(current: Attempt) -> None:
 
 
 @contextlib.contextmanager
-def claim(run_dir: Path, resume: bool, ckpt_path: str | None) -> Iterator[Attempt]:
+def claim(
+    run_dir: Path, resume: bool, ckpt_path: str | None, run_identity: dict[str, Any]
+) -> Iterator[Attempt]:
     """Hold ``run_dir`` for one attempt and set the checkpoint it resumes from.
 
-    Refuses (before any work) a directory in use, an earlier run not asked to be resumed, and
-    ``resume=true`` with nothing to resume. Ranks other than 0 only follow rank 0's choice.
+    Refuses (before any work) a directory in use, an earlier run not asked to be resumed,
+    ``resume=true`` with nothing to resume, and a checkpoint that is damaged or stamped with
+    another :func:`identity` than ``run_identity``; a refused attempt leaves no trace. Ranks
+    other than 0 only follow rank 0's choice.
     """
     if rank_zero_only.rank != 0:
         follower = Attempt(Path(run_dir).resolve(), "", first=False)
-        follower.resume_from = checkpoint_to_resume(follower.run_dir, resume, ckpt_path)
+        resume_from = checkpoint_to_resume(follower.run_dir, resume, ckpt_path)
+        follower.resume_from = same_run(resume_from, run_identity)
         yield follower
         return
     current = attempt(run_dir)
     try:
-        current.resume_from = checked_start(current, resume, ckpt_path)
-    except (RunDirError, UnsafePathError):
+        current.resume_from = same_run(checked_start(current, resume, ckpt_path), run_identity)
+    except Exception:
         if not current.first:  # Hydra's copy of this refused attempt's config, and .hydra if empty
             shutil.rmtree(current.run_dir / current.hydra_subdir, ignore_errors=True)
             with contextlib.suppress(OSError):
@@ -316,6 +322,13 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         **{key: plain(cfg[key]) for key in ("physics", "img_size", "channels", "model", "dataset")},
         "fresh_noise": cfg.get("fresh_noise", False),
     }
+
+
+def same_run(path: Path | None, run_identity: dict[str, Any]) -> Path | None:
+    """``path``, the checkpoint to resume, after refusing one of another run (None passes)."""
+    if path is not None:
+        check_same_run(load_checkpoint(path), run_identity, path)
+    return path
 
 
 def check_same_run(checkpoint: dict[str, Any], current: dict[str, Any], path: Path) -> None:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eilab import rundir
 from eilab.callbacks import ConfineCheckpointState, StampIdentity, checkpoint_files
-from eilab.checkpoints import AtomicCheckpointIO, load_checkpoint
+from eilab.checkpoints import AtomicCheckpointIO
 from eilab.data import MeasurementDataModule
 from eilab.guard import check_group_helps
 from eilab.hparams import log_config
@@ -122,10 +122,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """
     check_config(cfg)
     check_trainer(cfg)
-    with rundir.claim(run_dir, cfg.resume, cfg.ckpt_path) as attempt:
-        if attempt.resume_from is not None:
-            resumed = load_checkpoint(attempt.resume_from)
-            rundir.check_same_run(resumed, rundir.identity(cfg), attempt.resume_from)
+    with rundir.claim(run_dir, cfg.resume, cfg.ckpt_path, rundir.identity(cfg)) as attempt:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module, datamodule = build(cfg)
         rundir.record_start(attempt, cfg, *hydra_attempt())

@@ -147,6 +147,16 @@ def test_resuming_with_another_strategy_size_or_physics_is_refused(
     assert snapshot(run) == before
 
 
+def test_a_resume_refused_for_another_setup_leaves_the_run_as_it_was(trained, tmp_path):
+    run = copy_run(trained, tmp_path)
+    before = snapshot(run)
+    done = eilab_train(*FAST, "img_size=12", "hydra.run.dir=run", "resume=true", cwd=tmp_path)
+    assert done.returncode != 0 and "ResumeMismatchError" in done.stderr
+    after = snapshot(run)
+    assert after.pop("train.log").startswith(before.pop("train.log"))  # Hydra appends to it
+    assert after == before  # no .hydra/attempt-*/ left behind
+
+
 def test_resuming_a_truncated_checkpoint_names_it(trained, tmp_path):
     run = copy_run(trained, tmp_path)
     ckpt = run / "checkpoints" / "last.ckpt"
