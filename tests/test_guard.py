@@ -110,3 +110,15 @@ def test_code_hash_follows_the_operator_group_and_theory_sources(tmp_path, monke
         hashes.append(guard.code_hash.__wrapped__())
     assert len(set(hashes[:4])) == 4  # each operator, group or theory edit is a new key
     assert hashes[4] == hashes[3]  # training code is not part of the numbers
+
+
+@pytest.mark.parametrize("blocked", ["cache", "cache/theory"])
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(
+    blocked, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("EILAB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / blocked).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / blocked).write_text("not a folder\n")
+    assert guard.check_group_helps(INPAINTING_SHIFTS) is not None
+    assert "cannot write the identifiability cache" in caplog.text
+    assert (tmp_path / blocked).read_text() == "not a folder\n"

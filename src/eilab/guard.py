@@ -7,7 +7,8 @@ come from (``eilab.physics``, ``eilab.groups``, ``eilab.theory``). An entry is u
 holds exactly the expected fields with the expected types, its key is this check's key, its
 n, m and |G| match the operator and group built for this check, and its checksum matches its
 content; anything else (truncated, edited, written by other code) is a miss: recomputed and
-rewritten atomically. The checksum catches corruption and edits, not a forger who recomputes
+rewritten atomically (a cache that cannot be written, e.g. ``$EILAB_CACHE`` a file, is skipped
+with a warning). The checksum catches corruption and edits, not a forger who recomputes
 it: the cache is the user's own directory.
 """
 
@@ -131,9 +132,11 @@ def proxy_analysis(
     if result is None:
         result = analyse(physics, group, shape)
         found = asdict(result)
-        write_atomic(
-            cached, json.dumps({"key": key, "result": found, "sha256": checksum(key, found)})
-        )
+        entry = json.dumps({"key": key, "result": found, "sha256": checksum(key, found)})
+        try:
+            write_atomic(cached, entry)
+        except OSError as error:  # EILAB_CACHE a file, unwritable, full: run without the cache
+            log.warning("cannot write the identifiability cache %s (%s); not cached", cached, error)
     return result
 
 
