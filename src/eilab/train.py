@@ -140,6 +140,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     return results
 
 
+def direction(selection_mode: str) -> str:
+    """Resolver: a sweeper's direction ("minimize" / "maximize") for a selection mode."""
+    if selection_mode not in ("min", "max"):
+        raise ValueError(f"strategy.selection_mode={selection_mode!r}: use min or max")
+    return f"{selection_mode}imize"
+
+
+OmegaConf.register_new_resolver("eilab.direction", direction, replace=True)
 # Hydra resolves hydra.output_subdir (conf/train.yaml) just before writing the run's config:
 # the resolver claims the run directory there, so a refused attempt never touches .hydra/.
 OmegaConf.register_new_resolver("eilab.hydra_subdir", rundir.hydra_subdir, replace=True)

@@ -118,3 +118,13 @@ def test_check_builds_every_physics_and_group(group, name):
     else:
         assert isinstance(built, Group)
         assert built.apply(x, built.sample(1, x.shape[-2:])).shape == x.shape
+
+
+@pytest.mark.parametrize(
+    ("strategy", "direction"), [("ei", "minimize"), ("ei_sup", "maximize"), ("sup", "maximize")]
+)
+def test_the_optuna_sweeper_optimises_in_the_strategys_selection_mode(strategy, direction):
+    overrides = ["hydra/sweeper=optuna_alpha", f"strategy={strategy}"]
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == direction
