@@ -338,6 +338,23 @@ def test_dicom_series_sorted_by_position_windowed_and_slabbed(tmp_path):
     assert small.test.shape == (3, 1, 32, 32)
 
 
+def test_a_folder_of_two_dicom_series_is_refused_naming_both(tmp_path):
+    pydicom = pytest.importorskip("pydicom", reason="DICOM tests need pydicom")
+    write_dicom_series(tmp_path / "series", 4)
+    ds = pydicom.dcmread(tmp_path / "series" / "slice_00.dcm")
+    first, pixels = ds.SeriesInstanceUID, np.ascontiguousarray(ds.pixel_array[:48, :40])
+    ds.SeriesInstanceUID, ds.Rows, ds.Columns = "1.2.826.0.1.2", 48, 40
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(tmp_path / "series" / "other.dcm")
+    with pytest.raises(folders.MixedDicomSeriesError) as error:
+        folders.dicom_folder_splits(str(tmp_path / "series"), 32, 1, 1, gap=0, min_tissue=0.0)
+    message = str(error.value)
+    assert f"{tmp_path / 'series'} holds 2 DICOM series" in message
+    assert (
+        f"{first}: 4 slices of 128x128" in message and "1.2.826.0.1.2: 1 slices of 48x40" in message
+    )
+
+
 def test_dicom_errors_name_the_file(tmp_path):
     pytest.importorskip("pydicom", reason="DICOM tests need pydicom")
     write_dicom_series(tmp_path / "series", 6)

@@ -287,6 +287,27 @@ def urban100_splits(
     return protocol_splits(load(train_files), n_train, n_val, n_test)
 
 
+class MixedDicomSeriesError(ValueError):
+    """A DICOM folder holds slices of more than one series."""
+
+
+def refuse_mixed_series(entries: list[tuple], root: Path) -> None:
+    """Refuse slices ``((series, ...), name, hu, file)`` of more than one series, naming each."""
+    series: dict[str, list[np.ndarray]] = {}
+    for (uid, *_), _, hu, _ in entries:
+        series.setdefault(uid, []).append(hu)
+    if len(series) > 1:
+        listed = "; ".join(
+            f"{uid or 'no SeriesInstanceUID'}: {len(slices)} slices of "
+            f"{'/'.join(sorted({'x'.join(map(str, s.shape)) for s in slices}))}"
+            for uid, slices in series.items()
+        )
+        raise MixedDicomSeriesError(
+            f"{root} holds {len(series)} DICOM series ({listed}): point dataset.root at the "
+            "folder of one series, or narrow dataset.pattern to its files"
+        )
+
+
 def read_dicom_stack(
     root: str | os.PathLike, pattern: str = "*.dcm"
 ) -> tuple[np.ndarray, list[Path]]:
@@ -295,7 +316,7 @@ def read_dicom_stack(
     Files matching ``pattern`` at any depth under ``root``; sorted by series, then position
     along the slice normal (ImagePositionPatient · normal of ImageOrientationPatient), then
     InstanceNumber, then file name. Slices of another size are centre-cropped and resampled to
-    the first slice's size.
+    the first slice's size. Slices of more than one series are a :class:`MixedDicomSeriesError`.
     """
     try:
         import pydicom
@@ -325,6 +346,7 @@ def read_dicom_stack(
             position = float(np.dot(np.asarray(ds.ImagePositionPatient, float), normal))
         key = (str(ds.get("SeriesInstanceUID", "")), position, int(ds.get("InstanceNumber") or 0))
         entries.append((key, file.as_posix(), hu, file))
+    refuse_mixed_series(entries, root)
     entries.sort(key=lambda entry: entry[:2])
     size = min(entries[0][2].shape)
     stack = np.stack([square_resize(entry[2], size) for entry in entries])
