@@ -106,3 +106,31 @@ def test_targets_outside_eilab_lightning_torch_are_not_imported(tmp_path, monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     preflight.check_targets("model", {"_target_": "stranger_module.x", "width": "abc"})
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+optim.lrr=1e-3", "+optim.lrr: no config node reads optim.lrr, so it would change "),
+        ("+equivariance.alphaa=10", "(did you mean equivariance.alpha?)"),
+        ("+batchsize=4", "(did you mean batch_size?)"),
+    ],
+)
+def test_an_added_key_that_nothing_reads_is_refused_naming_the_nearest(
+    override, message, compose_train
+):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        preflight.check_added_keys(compose_train(override))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["+callbacks.extra._target_=eilab.callbacks.EpochTimer"],  # a _target_ node: its own check
+        ["+trainer.max_time=00:00:01:00"],
+        ["++optim.lr=1e-3"],  # an existing key, read by the strategies
+        ["+tag=mine", "run_name=${tag}"],  # read by an interpolation
+    ],
+)
+def test_added_keys_that_something_reads_pass(overrides, compose_train):
+    preflight.check_added_keys(compose_train(*overrides))

@@ -1,16 +1,20 @@
 """Refuse a configuration before anything is built, naming the key that cannot work.
 
-Three checks, each cheap: every argument given to a ``_target_`` fits the simple type hints
-of the callable it goes to (int, float, bool, str, lists of those, ``X | None``); the
-equivariance weight is not negative; the dataset images and the physics operator fit in the
-memory this machine has free (estimates measured on CPU, stated below).
+Four checks, each cheap: a ``+key`` override that no config node reads is a typo
+(:func:`check_added_keys`, called before the config is resolved); every argument given to a
+``_target_`` fits the simple type hints of the callable it goes to (int, float, bool, str,
+lists of those, ``X | None``); the equivariance weight is not negative; the dataset images and
+the physics operator fit in the memory this machine has free (estimates measured on CPU,
+stated below).
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -18,9 +22,12 @@ from os import PathLike
 from pathlib import Path
 
 from hydra._internal.utils import _locate
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from eilab.physics import CT, MRI, CompressedSensing, Inpainting
+from eilab.runconfig import leaves
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 TRUSTED_PACKAGES = ("eilab", "lightning", "torch")
@@ -41,6 +48,56 @@ def check_config(cfg: DictConfig) -> None:
             check_targets(str(key), node)
     check_alpha(cfg)
     check_memory(cfg)
+
+
+#: An interpolation's node reference: ``${a.b}`` or ``${oc.select:a.b,default}``.
+REFERENCE = re.compile(r"\$\{\s*(?:oc\.select:\s*)?([A-Za-z_][\w.]*)\s*[},]")
+
+
+def check_added_keys(cfg: DictConfig) -> None:
+    """Refuse a ``+key=value`` override that no config node reads (a typo such as
+    ``+optim.lrr`` would train the defaults), naming the nearest existing key.
+
+    A key is read when an interpolation refers to it or to a node above it, or when it lies
+    under a ``_target_`` node (whose arguments :func:`check_arguments` checks). Call it before
+    the config is resolved: resolving removes the interpolations.
+    """
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    trees = (raw, OmegaConf.to_container(hydra_cfg, resolve=False))
+    texts = [value for tree in trees for _, value in leaves(tree) if isinstance(value, str)]
+    read = {key for text in texts for key in REFERENCE.findall(text)}
+    for override in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
+        key = override.key_or_group
+        if (override.is_add() or override.is_force_add()) and not is_read(raw, key, read):
+            raise ConfigError(
+                f"+{key}: no config node reads {key}, so it would change nothing{nearest(raw, key)}"
+            )
+
+
+def is_read(raw: dict, key: str, read: set[str]) -> bool:
+    """Whether dotted ``key`` is no value of ``raw`` (e.g. a group: +noise=...), is referenced
+    (itself or a node above it) by an interpolation, or lies under a ``_target_`` node."""
+    parts, node = key.split("."), raw
+    for depth, part in enumerate(parts, 1):
+        if not isinstance(node, dict) or part not in node:
+            return True
+        if "_target_" in node or ".".join(parts[:depth]) in read:
+            return True
+        node = node[part]
+    return False
+
+
+def nearest(raw: dict, key: str) -> str:
+    """ " (did you mean optim.lr?)": the closest other key beside ``key``, or "" if none is."""
+    parent, _, name = key.rpartition(".")
+    node = raw
+    for part in parent.split(".") if parent else []:
+        node = node[part]
+    match = difflib.get_close_matches(name, [k for k in node if k != name], n=1)
+    return f" (did you mean {parent + '.' if parent else ''}{match[0]}?)" if match else ""
 
 
 def check_targets(path: str, value: object) -> None:

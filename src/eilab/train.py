@@ -20,7 +20,7 @@ from eilab.checkpoints import AtomicCheckpointIO
 from eilab.data import MeasurementDataModule
 from eilab.guard import check_group_helps
 from eilab.hparams import log_config
-from eilab.preflight import check_config
+from eilab.preflight import check_added_keys, check_config
 
 #: Logger targets that delete an existing metrics.csv in their log folder.
 CSV_LOGGERS = (
@@ -158,6 +158,7 @@ def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the best validation value of the strategy's selection
     metric (never a test metric), which Hydra sweepers such as optuna optimise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_added_keys(cfg)
     OmegaConf.resolve(cfg)
     results = train(cfg, run_dir)
     return next((value for key, value in results.items() if key.startswith("best_")), None)
