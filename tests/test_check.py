@@ -76,3 +76,8 @@ def test_progress_reports_elements_and_time_left(capsys):
     quiet(10, 40)
     assert capsys.readouterr().out == ""  # a short analysis prints nothing extra
     assert [check.duration(s) for s in (42, 210, 32760)] == ["42 s", "3.5 min", "9.1 h"]
+
+
+def test_zero_channels_are_named_before_building():
+    with pytest.raises(ConfigError, match="channels must be an integer >= 1, got 0"):
+        check.run(compose_check("channels=0"))

@@ -31,11 +31,20 @@ GB = 1e9
         ),
         (["+physics.n_view=3"], "physics.n_view is not an argument of eilab.physics.CT"),
         (["equivariance.alpha=-1"], "equivariance.alpha must be a number >= 0, got -1"),
+        (["equivariance.alpha=nan"], "equivariance.alpha must be a number >= 0, got nan"),
+        (["optim.lr=-1e-3"], "optim.lr must be a number >= 0, got -0.001"),
+        (["channels=0"], "channels must be an integer >= 1, got 0"),
+        (["img_size=-4"], "img_size must be an integer >= 1, got -4"),
     ],
 )
 def test_wrong_values_are_named_by_key(overrides, message, compose_train):
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_config(compose_train(*overrides))
+
+
+def test_a_zero_learning_rate_is_a_warning(compose_train, caplog):
+    check_config(compose_train("optim.lr=0"))
+    assert "optim.lr=0: the network's weights will not change" in caplog.text
 
 
 def test_ints_pass_for_floats_and_zero_alpha_is_allowed(compose_train):

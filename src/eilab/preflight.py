@@ -3,15 +3,16 @@
 Four checks, each cheap: a ``+key`` override that no config node reads is a typo
 (:func:`check_added_keys`, called before the config is resolved); every argument given to a
 ``_target_`` fits the simple type hints of the callable it goes to (int, float, bool, str,
-lists of those, ``X | None``); the equivariance weight is not negative; the dataset images and
-the physics operator fit in the memory this machine has free (estimates measured on CPU,
-stated below).
+lists of those, ``X | None``); α and the learning rate are finite and not negative, the image
+size and channels at least 1; the dataset images and the physics operator fit in the memory
+this machine has free (estimates measured on CPU, stated below).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import math
 import os
 import re
@@ -32,6 +33,9 @@ from eilab.runconfig import leaves
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 TRUSTED_PACKAGES = ("eilab", "lightning", "torch")
 GB = 1e9
+#: Top-level values that must be integers >= 1 where a config has them.
+POSITIVE_INTEGERS = ("img_size", "channels", "batch_size", "eval_batch_size")
+log = logging.getLogger(__name__)
 SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
 
@@ -41,12 +45,13 @@ class ConfigError(ValueError):
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse wrong argument types, a negative α and sizes that cannot fit in memory."""
+    """Refuse wrong argument types, a negative or NaN α or lr, sizes below 1 and sizes that
+    cannot fit in memory."""
     for key, value in OmegaConf.to_container(cfg, resolve=False).items():
         if key != "hydra" and isinstance(value, dict):  # resolve nodes only: run_name needs Hydra
             node = OmegaConf.to_container(cfg[key], resolve=True, throw_on_missing=True)
             check_targets(str(key), node)
-    check_alpha(cfg)
+    check_numbers(cfg)
     check_memory(cfg)
 
 
@@ -194,11 +199,19 @@ def describe(hint: object) -> str:
     return str(hint)
 
 
-def check_alpha(cfg: DictConfig) -> None:
-    """The equivariance weight must be a number >= 0: a negative one rewards breaking EI."""
-    alpha = OmegaConf.select(cfg, "equivariance.alpha")
-    if alpha is not None and (not fits(alpha, float) or alpha < 0):
-        raise ConfigError(f"equivariance.alpha must be a number >= 0, got {alpha!r}")
+def check_numbers(cfg: DictConfig) -> None:
+    """α and the learning rate finite numbers >= 0 (a negative α rewards breaking EI; lr = 0
+    is a warning: nothing would train), and the image size and channels integers >= 1."""
+    for key in ("equivariance.alpha", "optim.lr"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not (fits(value, float) and math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
+    if OmegaConf.select(cfg, "optim.lr") == 0:
+        log.warning("optim.lr=0: the network's weights will not change")
+    for key in POSITIVE_INTEGERS:
+        value = cfg.get(key)
+        if value is not None and not (fits(value, int) and value >= 1):
+            raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
 
 
 # --- memory --------------------------------------------------------------------------------
