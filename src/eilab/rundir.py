@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eilab.atomic import atomic_file
 from eilab.checkpoints import load_checkpoint
-from eilab.confine import UnsafePathError, open_nofollow, refuse_symlink
+from eilab.confine import UnsafePathError, inside, open_nofollow, refuse_symlink
 
 RUN_FILE, ATTEMPTS_FILE, LOCK_FILE = "run.json", "runs.jsonl", "run.lock"
 METRICS_FILE = "metrics.json"
@@ -209,9 +209,12 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RunDirError(f"{path} is unreadable ({error})") from error
+    if not isinstance(record, dict) or not isinstance(record.get("checkpoints", {}), dict):
+        raise RunDirError(f"{path} is not a JSON object with a checkpoints object")
+    return record
 
 
 def recorded_checkpoint(run_dir: Path, role: str, hint: str) -> Path:
@@ -222,7 +225,10 @@ def recorded_checkpoint(run_dir: Path, role: str, hint: str) -> Path:
             f"{run_dir / RUN_FILE} records no {role} checkpoint (recorded: "
             f"{sorted(recorded) or 'none'}): name one with {hint}=<path to a .ckpt>"
         )
-    return run_dir / recorded[role]
+    path = recorded[role]
+    if not (isinstance(path, str) and inside(run_dir / path, run_dir)):
+        raise RunDirError(f"{run_dir / RUN_FILE} records {role} = {path!r}, not a file in the run")
+    return run_dir / path
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

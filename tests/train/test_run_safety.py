@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,19 @@ def test_a_symlinked_marker_file_is_refused_and_its_target_untouched(trained, ma
     assert target.read_text() == "mine\n"
     assert "Epoch" not in done.stdout + done.stderr
     assert not list((run / ".hydra").glob("attempt-*"))  # the refused attempt's config removed
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ("[]", "is not a JSON object with a checkpoints object"),
+        ('{"checkpoints": ["last.ckpt"]}', "is not a JSON object with a checkpoints object"),
+        ('{"checkpoints": {"last": "../elsewhere.ckpt"}}', "records last = '../elsewhere.ckpt'"),
+        ('{"checkpoints": {"last": 3}}', "records last = 3, not a file in the run"),
+    ],
+)
+def test_a_run_json_of_another_shape_is_named(record, message, tmp_path):
+    (tmp_path / rundir.RUN_FILE).write_text(record)
+    named = re.escape(f"{tmp_path / rundir.RUN_FILE} ") + ".*" + re.escape(message)
+    with pytest.raises(rundir.RunDirError, match=named):
+        rundir.recorded_checkpoint(tmp_path, "last", hint="ckpt_path")
