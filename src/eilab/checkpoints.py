@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,20 @@ class CorruptCheckpointError(RuntimeError):
     """A checkpoint file cannot be read back: truncated, cut short or not a checkpoint."""
 
 
+class UnsafeCheckpointError(CorruptCheckpointError):
+    """A checkpoint holds pickled objects besides weights: loading them could run code."""
+
+
 def corrupt(path: str | os.PathLike, error: BaseException) -> CorruptCheckpointError:
-    """The named error for a checkpoint that failed to load, with the reader's first line."""
+    """The named error for a checkpoint that failed to load, with the reader's first line;
+    one that torch's weights-only reader refused is an :class:`UnsafeCheckpointError`."""
+    if "Weights only load failed" in str(error):
+        found = re.search(r"Unsupported (?:global: GLOBAL )?(\S+)", str(error))
+        return UnsafeCheckpointError(
+            f"checkpoint {path} holds pickled objects besides weights"
+            f"{f' ({found.group(1)})' if found else ''}: eilab loads weights only and never "
+            "unpickles such objects, which could run code; use a checkpoint eilab-train wrote"
+        )
     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
     return CorruptCheckpointError(f"checkpoint {path} is truncated or corrupt ({reason[:200]})")
 

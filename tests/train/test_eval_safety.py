@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import eilab
+from eilab.checkpoints import UnsafeCheckpointError, load_checkpoint
 from eilab.eval import EVAL_TARGETS, load_measurements, load_run
 from eilab.train import build
 
@@ -178,3 +179,14 @@ def test_a_symlinked_eval_folder_is_refused_and_its_target_untouched(tmp_path):
     assert done.returncode != 0
     assert f"UnsafePathError: {run / 'eval'} is a symlink (to {elsewhere})" in done.stderr
     assert list(elsewhere.iterdir()) == []  # no output folder, config, log or image there
+
+
+def test_a_pickle_as_checkpoint_is_named_unsafe_without_torchs_advice(tmp_path):
+    marker, ckpt = tmp_path / "ran", tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "hook": Marker(marker)}, ckpt)
+    with pytest.raises(UnsafeCheckpointError) as error:
+        load_checkpoint(ckpt)
+    message = str(error.value)
+    assert f"checkpoint {ckpt} holds pickled objects besides weights (io.open)" in message
+    assert "weights_only" not in message and "truncated" not in message
+    assert not marker.exists()
