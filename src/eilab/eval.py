@@ -199,14 +199,19 @@ def load_run(run_dir: Path, checkpoint: str, device: str, dataset: DictConfig | 
 
 
 def load_measurements(path: Path) -> torch.Tensor:
-    """Measurements from a .pt (tensor) or .npy file, as float32; NaN or Inf is refused."""
+    """Measurements from a .pt (tensor) or .npy file, as float32; anything but a non-empty
+    array, or NaN or Inf, is refused naming the file."""
     if not path.exists():
         raise FileNotFoundError(f"measurements file {path} not found")
     try:
         data = torch.load(path, weights_only=True) if path.suffix == ".pt" else np.load(path)
     except Exception as error:
         raise ValueError(f"cannot read measurements from {path}: {error}") from error
+    if not isinstance(data, torch.Tensor | np.ndarray) or data.dtype == object:
+        raise ValueError(f"measurements file {path} holds a {type(data).__name__}, not an array")
     measurements = torch.as_tensor(data, dtype=torch.float32)
+    if measurements.numel() == 0:
+        raise ValueError(f"measurements file {path} holds no values (shape {data.shape})")
     bad = int((~torch.isfinite(measurements)).sum())
     if bad:
         raise ValueError(

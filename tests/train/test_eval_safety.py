@@ -169,6 +169,21 @@ def test_measurements_with_nan_or_inf_are_refused_with_the_file_and_the_count(su
         load_measurements(path)
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"y": torch.zeros(3)}, "holds a dict, not an array"),
+        ([1.0, 2.0], "holds a list, not an array"),
+        (torch.zeros(0, 1, 50, 23), "holds no values (shape torch.Size([0, 1, 50, 23]))"),
+    ],
+)
+def test_measurements_that_are_no_array_or_empty_are_named(data, message, tmp_path):
+    path = tmp_path / "y.pt"
+    torch.save(data, path)
+    with pytest.raises(ValueError, match=re.escape(f"measurements file {path} {message}")):
+        load_measurements(path)
+
+
 def test_a_symlinked_eval_folder_is_refused_and_its_target_untouched(tmp_path):
     run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
     saved_run(run)
