@@ -185,6 +185,7 @@ def load_run(run_dir: Path, checkpoint: str, device: str, dataset: DictConfig | 
     are checked against the run's before the weights are read.
     """
     cfg = load_config(run_dir)
+    cfg.check_identifiability = False  # the run trained already: no check, no cache written
     if dataset is not None:
         cfg = with_dataset(cfg, dataset)
     if checkpoint in ("last", "best"):

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import eilab
-from eilab.checkpoints import UnsafeCheckpointError, load_checkpoint
+from eilab.checkpoints import CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint
 from eilab.eval import EVAL_TARGETS, load_measurements, load_run
 from eilab.train import build
 
@@ -205,3 +205,14 @@ def test_a_pickle_as_checkpoint_is_named_unsafe_without_torchs_advice(tmp_path):
     assert f"checkpoint {ckpt} holds pickled objects besides weights (io.open)" in message
     assert "weights_only" not in message and "truncated" not in message
     assert not marker.exists()
+
+
+def test_eval_writes_no_identifiability_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EILAB_CACHE", str(tmp_path / "cache"))
+    with initialize_config_module("eilab.conf", version_base="1.3"):
+        ei = compose("train", overrides=["debug=fast", "strategy=ei"]).strategy
+    run = tmp_path / "run"
+    saved_run(run, strategy=OmegaConf.to_container(ei), check_identifiability=True)
+    with pytest.raises(CorruptCheckpointError):  # the weights are read after the module is built
+        load_run(run, "last", "cpu")
+    assert not (tmp_path / "cache").exists()
