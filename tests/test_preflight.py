@@ -30,6 +30,8 @@ GB = 1e9
             "physics.noise must be a Module (a node with _target_) or null, got 3",
         ),
         (["+physics.n_view=3"], "physics.n_view is not an argument of eilab.physics.CT"),
+        (["+physics._partial_=true"], "physics._partial_=true: eilab builds physics as an obj"),
+        (["+group._partial_=true"], "group._partial_=true: eilab builds group as an object"),
         (["equivariance.alpha=-1"], "equivariance.alpha must be a number >= 0, got -1"),
         (["equivariance.alpha=nan"], "equivariance.alpha must be a number >= 0, got nan"),
         (["optim.lr=-1e-3"], "optim.lr must be a number >= 0, got -0.001"),

@@ -108,6 +108,11 @@ def nearest(raw: dict, key: str) -> str:
 def check_targets(path: str, value: object) -> None:
     """Check the arguments of every ``_target_`` node at or below ``path``."""
     if isinstance(value, dict):
+        if value.get("_partial_") is True:
+            raise ConfigError(
+                f"{path}._partial_=true: eilab builds {path} as an object, not as a partial "
+                "function; remove _partial_"
+            )
         if "_target_" in value:
             check_arguments(path, value)
         for key, item in value.items():
