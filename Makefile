@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install data test lint format bench bench-scaling gpu-check demo reproduce clean
+.PHONY: help install data test lint format bench bench-scaling gpu-check demo reproduce \
+	reproduce-gpu clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +64,12 @@ demo: install data ## Train MC, EI and Sup on real CT and photographs; print the
 reproduce: install data ## Table 1 and Fig. 3, then the noisy-measurement study, at CPU scale
 	$(BIN)/python -m eilab.reproduce --publish experiments/table1
 	$(BIN)/python -m eilab.reproduce_rei --tasks ct inpainting_0.1 cs_0.2 --publish experiments/rei
+
+# One GPU window at a time: make reproduce-gpu STRATEGIES=ei MAX_MINUTES=12 ARGS=fast_step=true
+STRATEGIES ?= mc ei ei_adv sup ei_sup
+reproduce-gpu: install data ## Table 1 CT at the paper's scale on a GPU, into experiments/table1_gpu
+	$(BIN)/python -m eilab.reproduce_gpu $(ARGS) $(if $(MAX_MINUTES),--max-minutes $(MAX_MINUTES)) \
+		--strategies $(STRATEGIES)
 
 clean: ## Remove build caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info

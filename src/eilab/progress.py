@@ -19,7 +19,9 @@ PROGRESS_FILE = "progress.json"
 
 
 class ProgressFile(L.Callback):
-    """Write ``{"epoch", "max_epochs", "elapsed_s"}`` to ``<dirpath>/progress.json`` per epoch."""
+    """Write ``{"epoch", "max_epochs", "elapsed_s", "batches", "batches_per_epoch"}`` to
+    ``<dirpath>/progress.json`` per epoch; ``batches`` counts the ones this epoch trained (fewer
+    than ``batches_per_epoch`` when a time limit stopped it)."""
 
     def __init__(self, dirpath: str) -> None:
         self.path = Path(dirpath) / PROGRESS_FILE
@@ -37,6 +39,8 @@ class ProgressFile(L.Callback):
             "first_epoch": self.first_epoch,
             "max_epochs": trainer.max_epochs,
             "elapsed_s": time.perf_counter() - self.start,
+            "batches": trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+            "batches_per_epoch": trainer.num_training_batches,
         }
         with atomic_file(self.path) as file:
             file.write(json.dumps(state))

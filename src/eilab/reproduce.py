@@ -146,13 +146,19 @@ def with_paper_numbers(task: str, rows: list[dict]) -> list[dict]:
     return [{**row, "paper_psnr": paper.get(row["strategy"])} for row in rows]
 
 
-def task_section(task: str, rows: list[dict], settings: str) -> str:
+def task_section(
+    task: str,
+    rows: list[dict],
+    settings: str,
+    columns: dict = COLUMNS,
+    run_overrides: dict = RUN_OVERRIDES,
+) -> str:
     """One task's markdown: settings, the table, and the gaps EI closes here and in the paper."""
     lines = [f"## {task}", "", settings, ""]
-    for (run_task, strategy), overrides in RUN_OVERRIDES.items():
+    for (run_task, strategy), overrides in run_overrides.items():
         if run_task == task:
             lines.append(f"- {LABELS[strategy]} only: {' '.join(overrides)}")
-    lines += ["", markdown_table(rows, COLUMNS), ""]
+    lines += ["", markdown_table(rows, columns), ""]
     paper_rows = [{"strategy": s, "test_psnr": v} for s, v in PAPER_TABLE1.get(task, {}).items()]
     for start, name in (("mc", "MC"), ("adagger", ADAGGER_NAMES[task])):
         closed = gap_closed(rows, start)

@@ -201,8 +201,9 @@ def noise_text(noise: DictConfig | None) -> str:
     return f", noise {name}({values})"
 
 
-def run_job(job: Job) -> dict:
-    """Train and test one run (in a worker process or in-process); returns its results."""
+def train_job(job: Job) -> tuple[DictConfig, dict[str, float], float]:
+    """Train and test one run, its output in ``train.log``; its config, test metrics and
+    wall seconds."""
     say(f"{elapsed(job.start)} {job.task}/{job.strategy}: training in {job.run_dir}")
     job.run_dir.mkdir(parents=True)
     cfg = compose_run(job.overrides, job.run_dir)
@@ -219,7 +220,13 @@ def run_job(job: Job) -> dict:
             metrics = train(cfg, job.run_dir)
         except Exception as error:
             raise RuntimeError(f"{job.task}/{job.strategy} failed; see {log_file}") from error
-    seconds = time.perf_counter() - began
+    return cfg, metrics, time.perf_counter() - began
+
+
+def run_job(job: Job) -> dict:
+    """Train and test one run (in a worker process or in-process); returns its results,
+    with its final checkpoint's epochs and steps and sample reconstructions."""
+    cfg, metrics, seconds = train_job(job)
     checkpoint = torch.load(job.run_dir / LAST_CHECKPOINT, weights_only=True)
     return {
         "task": job.task,
