@@ -26,8 +26,7 @@ class _Graph:
     graph: torch.cuda.CUDAGraph
     inputs: tuple[torch.Tensor, ...]
     losses: Losses
-    grads: list[tuple[nn.Parameter, torch.Tensor]]  # each parameter and the tensor its gradient
-    # is written into by every replay
+    grads: list[tuple[nn.Parameter, torch.Tensor]]  # each parameter, its gradient's tensor
 
 
 class CapturedStep:
@@ -37,8 +36,9 @@ class CapturedStep:
     side stream (cuDNN's algorithm choice, cuFFT plans and the gradients' first allocation
     happen there, outside the graph). ``module`` holds the parameters; ``stateful`` (default:
     ``module``) the buffers a forward changes. Warm-up and capture leave no trace: those
-    buffers (BatchNorm statistics) and the random states are restored, so the first replay computes
-    what the eager step would have. Calls with other shapes (a short last batch) run eagerly.
+    buffers (BatchNorm statistics) and the random states are restored, so the first replay
+    computes what the eager step would have. Calls with other shapes (a short last batch) run
+    eagerly.
     Either way the gradients are left in ``param.grad``, in the graph's own tensors; each call
     first points ``param.grad`` back at them, since a ``zero_grad(set_to_none=True)`` between
     calls (Lightning's before every validation) drops the link and the replays would then write
