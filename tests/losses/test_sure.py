@@ -177,3 +177,22 @@ def test_unsure_learns_the_noise_level_by_ascent(init_scale):
     assert sum(estimates[500:]) / 500 == pytest.approx(s_star, rel=0.02)
     assert estimates[-1] == pytest.approx(s_star, rel=0.05)
     assert loss.noise_estimate().sigma ** 2 == pytest.approx(estimates[-1])
+
+
+@pytest.mark.parametrize("noise", [GaussianNoise(0.1), PoissonGaussianNoise(0.05, 0.05)])
+def test_sure_is_unbiased_when_dropped_pixels_hold_zeros(noise):
+    """Inpainting with noise on the kept pixels only (noise_on_dropped=false): the physics'
+    MaskedNoise tells SURE that the dropped pixels carry no variance."""
+    physics = Inpainting(SIZE, drop_rate=0.3, noise=noise, noise_on_dropped=False)
+    x, network = phantom(1.0), FixedNetwork(0)
+    reconstruct = lambda y: network(physics.A_dagger(y))  # noqa: E731
+    generator = torch.Generator().manual_seed(0)
+    z = physics.A(x.expand(DRAWS, -1, -1, -1))
+    y = physics.noise(z, generator=generator)
+    assert torch.all(y[:, :, physics.mask[0, 0] == 0] == 0)
+    x1 = reconstruct(y)
+    truth = float((physics.A(x1) - z).pow(2).sum() / y.numel())
+    sure = float(SURELoss(physics.noise)(y, x1, reconstruct, physics, generator=generator))
+    assert sure == pytest.approx(truth, rel=0.02)
+    unmasked = float(SURELoss(noise)(y, x1, reconstruct, physics, generator=generator))
+    assert unmasked != pytest.approx(truth, rel=0.02)  # it subtracts variance that is not there

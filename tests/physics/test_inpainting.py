@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from eilab.physics.inpainting import Inpainting
-from eilab.physics.noise import PoissonNoise
+from eilab.physics.noise import GaussianNoise, PoissonNoise
 
 SIZE = (16, 12)  # non-square, so a swapped H/W shows up
 
@@ -67,3 +67,21 @@ def test_poisson_noise_counts_photons(device):
     assert (y >= 0).all()
     assert torch.allclose(counts, counts.round(), atol=1e-4)
     assert not torch.equal(y, physics.A(x))
+
+
+def test_noise_on_the_kept_pixels_only_leaves_zeros_where_nothing_was_measured():
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    everywhere = Inpainting(32, drop_rate=0.3, noise=GaussianNoise(0.1))
+    kept_only = Inpainting(32, drop_rate=0.3, noise=GaussianNoise(0.1), noise_on_dropped=False)
+    dropped = kept_only.mask[0, 0] == 0
+    generator = torch.Generator().manual_seed(1)
+    y_everywhere, y_kept = everywhere(x, generator), kept_only(x, generator)
+    assert y_everywhere[:, :, dropped].std() == pytest.approx(0.1, rel=0.1)
+    assert torch.all(y_kept[:, :, dropped] == 0)
+    assert (y_kept - kept_only.A(x))[:, :, ~dropped].std() == pytest.approx(0.1, rel=0.1)
+    # What SURE and REQ (with UNSURE's scaled level) read from the physics' noise model:
+    for noise in (kept_only.noise, kept_only.noise.scaled(4.0)):
+        assert torch.all(noise.variance(y_kept)[:, :, dropped] == 0)
+        assert torch.all(noise(kept_only.A(x))[:, :, dropped] == 0)
+    scaled = kept_only.noise.scaled(4.0).variance(y_kept)[:, :, ~dropped]
+    assert torch.allclose(scaled, torch.full_like(scaled, 0.04))

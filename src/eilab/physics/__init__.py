@@ -7,6 +7,7 @@ from eilab.physics.inpainting import Inpainting
 from eilab.physics.mri import MRI
 from eilab.physics.noise import (
     GaussianNoise,
+    MaskedNoise,
     NoiseModel,
     PoissonGaussianNoise,
     PoissonNoise,
@@ -20,6 +21,7 @@ __all__ = [
     "GaussianNoise",
     "Inpainting",
     "LinearPhysics",
+    "MaskedNoise",
     "NoiseModel",
     "PoissonGaussianNoise",
     "PoissonNoise",

@@ -200,3 +200,32 @@ class TransmissionNoise(NoiseModel):
 
     def scaled(self, scale: float) -> TransmissionNoise:
         return TransmissionNoise(self.I0 / scale, self.mu, self.sigma / math.sqrt(scale), self.eps)
+
+
+class MaskedNoise(NoiseModel):
+    """``noise`` on the entries where ``mask`` is 1, none where it is 0.
+
+    A masked acquisition (inpainting's dropped pixels) records zeros where it measured nothing,
+    as deepinv's inpainting does, rather than noise around zero. SURE and REQ see it through
+    ``variance`` (zero on the dropped entries) and ``sample``. ``mask`` broadcasts against y.
+    """
+
+    def __init__(self, noise: NoiseModel, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.noise = noise
+        self.requires_nonnegative = noise.requires_nonnegative
+        self.register_buffer("mask", mask.detach().clone(), persistent=False)
+
+    @property
+    def second_order_weight(self) -> float:
+        return self.noise.second_order_weight
+
+    def sample(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        kept = self.mask.to(y.dtype)
+        return self.noise.sample(y, generator) * kept + y * (1 - kept)
+
+    def variance(self, y: torch.Tensor) -> torch.Tensor:
+        return self.noise.variance(y) * self.mask.to(y.dtype)
+
+    def scaled(self, scale: float) -> MaskedNoise:
+        return MaskedNoise(self.noise.scaled(scale), self.mask)
