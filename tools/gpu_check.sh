@@ -41,6 +41,11 @@ else
     dataset=ellipses
 fi
 
+# A copy of the tree may carry another .git than its files: name the files by their hash too.
+src_hash() {
+    find src -name '*.py' -o -name '*.yaml' | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12
+}
+
 status=0
 # step NAME SECONDS COMMAND...: run with a time limit, output to OUT/NAME.log, note the result.
 step() {
@@ -59,7 +64,8 @@ step() {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     "$PYTHON" -c "import torch, lightning; print('torch', torch.__version__, 'CUDA', \
 torch.version.cuda, 'lightning', lightning.__version__)"
-    echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), dataset for training: $dataset"
+    echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), src/ sha1 $(src_hash)"
+    echo "dataset for training: $dataset"
 } | tee "$OUT/summary.txt"
 
 paper=(experiment=ct_table1 "dataset=$dataset" trainer=gpu trainer.enable_progress_bar=false)
