@@ -12,11 +12,11 @@ pytestmark = [
 ]
 
 
-def one_step(step, module, y: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
-    """Run ``step(y)`` after dropping the gradients, as Lightning does before validating;
+def one_step(step, module, inputs: tuple) -> dict[str, dict[str, torch.Tensor]]:
+    """Run ``step(*inputs)`` after dropping the gradients, as Lightning does before validating;
     copies of its losses, the gradients and the network's buffers."""
     module.zero_grad(set_to_none=True)
-    losses = step(y)
+    losses = step(*inputs)
     return {
         "losses": {name: value.detach().clone() for name, value in losses.items()},
         "grads": {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None},
@@ -25,28 +25,32 @@ def one_step(step, module, y: torch.Tensor) -> dict[str, dict[str, torch.Tensor]
 
 
 def eager_step(module):
-    def step(y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(*inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         module.zero_grad(set_to_none=True)
-        losses = module.training_losses(y)
+        losses = module.training_losses(*inputs)
         losses["loss"].backward()
         return losses
 
     return step
 
 
-@pytest.mark.parametrize("strategy", ["ei", "rei"])
+@pytest.mark.parametrize("strategy", ["ei", "rei", "sup"])
 def test_replays_equal_eager_steps(strategy, compose_train):
-    """Two replays (new inputs each) and a short batch (eager fallback) against the eager
-    steps from the same random state: losses, gradients (back in ``param.grad`` although they
-    were set to None before each step) and BatchNorm statistics agree to float32 summation
-    order (cuSPARSE and cuDNN sum in varying orders even eagerly)."""
+    """Two replays (new inputs each; Sup's are (y, x)) and a short batch (eager fallback)
+    against the eager steps from the same random state: losses, gradients (back in
+    ``param.grad`` although they were set to None before each step) and BatchNorm statistics
+    agree to float32 summation order (cuSPARSE and cuDNN sum in varying orders even eagerly)."""
     noise = ["noise=gaussian"] if strategy == "rei" else []
     cfg = compose_train("debug=fast", f"strategy={strategy}", "img_size=32", *noise)
     module, datamodule = build(cfg)
     datamodule.setup()  # simulates on the CPU, with the physics the module shares
     module = module.cuda().train()
-    y = datamodule.datasets["train"].measurements[:6].cuda()
-    batches = [y[0:2], y[2:4], y[4:5]]
+    train = datamodule.datasets["train"]
+    pairs = (train.measurements[:6].cuda(), train.images[:6].cuda())
+    batches = [
+        tuple(t[part] for t in pairs[: 1 + module.uses_ground_truth])
+        for part in (slice(0, 2), slice(2, 4), slice(4, 5))
+    ]
     initial = {n: b.clone() for n, b in module.network_state.named_buffers()}
     torch.manual_seed(3)
     expected = [one_step(eager_step(module), module, batch) for batch in batches]
