@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # a multi-GB CUDA build. Override for a GPU machine, e.g. `make install TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install data test lint format bench bench-scaling gpu-check demo reproduce \
+.PHONY: help install data slurm test lint format bench bench-scaling gpu-check demo reproduce \
 	reproduce-gpu clean
 
 help: ## List the targets
@@ -27,10 +27,15 @@ $(STAMP): pyproject.toml
 data: install ## Get the real head CT (Debian invesalius-examples) where possible
 	$(BIN)/python -m eilab.data.prepare $(if $(EILAB_REQUIRE_DATA),--require)
 
+# The `cluster` tests start a single-node Slurm (tools/local_slurm.sh); they skip, saying why,
+# where it cannot start (not root, or the packages missing).
+slurm: ## Install Slurm and munge for the cluster tests (apt-get, as root on Debian)
+	bash tools/local_slurm.sh --install
+
 # Test processes (pytest-xdist): one per core; `make test TEST_JOBS=0` runs in this process.
 TEST_JOBS ?= auto
 
-test: install lint data ## Lint, get the data the tests use, run the test suite (the CI gate)
+test: install lint data slurm ## Lint, get the data and Slurm the tests use, run the test suite (the CI gate)
 	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
 
 lint: install ## ruff: lint and formatting check
