@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from eilab import rundir
+from eilab import rundir, slurm
 from eilab.callbacks import ConfineCheckpointState, StampIdentity, checkpoint_files
 from eilab.checkpoints import AtomicCheckpointIO
 from eilab.data import MeasurementDataModule
@@ -118,11 +118,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Fit (resuming when asked: see conf/train.yaml), test the last weights, write metrics.json.
 
     ``run_dir`` belongs to this run while it trains (eilab.rundir): an earlier run there is
-    resumed only when asked, with the same identity, and its files are kept.
+    resumed only when asked (or when Slurm requeued its job), with the same identity, and
+    its files are kept.
     """
     check_config(cfg)
     check_trainer(cfg)
-    with rundir.claim(run_dir, cfg.resume, cfg.ckpt_path, rundir.identity(cfg)) as attempt:
+    resume = cfg.resume or slurm.requeued(run_dir)
+    with rundir.claim(run_dir, resume, cfg.ckpt_path, rundir.identity(cfg)) as attempt:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module, datamodule = build(cfg)
         rundir.record_start(attempt, cfg, *hydra_attempt())
@@ -148,6 +150,9 @@ def direction(selection_mode: str) -> str:
 
 
 OmegaConf.register_new_resolver("eilab.direction", direction, replace=True)
+OmegaConf.register_new_resolver("eilab.slurm_gpus_per_node", slurm.gpus_per_node, replace=True)
+OmegaConf.register_new_resolver("eilab.slurm_tasks_per_node", slurm.tasks_per_node, replace=True)
+OmegaConf.register_new_resolver("eilab.slurm_cpus_per_task", slurm.cpus_per_task, replace=True)
 # Hydra resolves hydra.output_subdir (conf/train.yaml) just before writing the run's config:
 # the resolver claims the run directory there, so a refused attempt never touches .hydra/.
 OmegaConf.register_new_resolver("eilab.hydra_subdir", rundir.hydra_subdir, replace=True)
@@ -158,9 +163,10 @@ def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the best validation value of the strategy's selection
     metric (never a test metric), which Hydra sweepers such as optuna optimise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    check_added_keys(cfg)
-    OmegaConf.resolve(cfg)
-    results = train(cfg, run_dir)
+    with slurm.naming_log():
+        check_added_keys(cfg)
+        OmegaConf.resolve(cfg)
+        results = train(cfg, run_dir)
     return next((value for key, value in results.items() if key.startswith("best_")), None)
 
 
