@@ -8,6 +8,7 @@ import yaml
 from google.protobuf.json_format import MessageToDict
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import open_dict, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -15,6 +16,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from wandb.proto.wandb_internal_pb2 import Record
 
 from eilab.hparams import flat_config, log_config
+from eilab.train import wandb_group
 
 ALPHA = 7.5  # not any config's default, so finding it proves the override travelled
 
@@ -109,3 +111,22 @@ def test_flat_config_puts_choices_and_nested_values_under_dotted_keys(tmp_path):
     assert params["physics.drop_rate"] == 0.3
     assert params["optim.milestones"] == []
     assert params["run_name"] == "mc-inpainting-shift"  # interpolations are resolved
+
+
+@pytest.mark.parametrize(
+    ("mode", "experiment", "group"),
+    [
+        ("MULTIRUN", None, "2026-01-02_sweep"),
+        ("MULTIRUN", "ct_table1", "2026-01-02_sweep"),
+        ("RUN", "ct_table1", "ct_table1"),
+        ("RUN", None, None),
+    ],
+)
+def test_wandb_groups_the_jobs_of_a_multirun_by_its_sweep(mode, experiment, group, compose_train):
+    cfg = compose_train("logger=wandb", *([f"experiment={experiment}"] if experiment else []))
+    with read_write(cfg.hydra):
+        cfg.hydra.mode = RunMode[mode]
+        cfg.hydra.sweep.dir = "outputs/multirun/2026-01-02_sweep"
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.logger.wandb.group == group
+    assert wandb_group(RunMode[mode], cfg.hydra.sweep.dir, experiment) == group

@@ -54,6 +54,8 @@ def test_alpha_sweep_through_the_submitit_local_launcher_and_its_report(tmp_path
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")])
     text = (tmp_path / "report" / "runs.md").read_text()
     assert "3 finished runs" in text and "Sweep over" not in text
+    for alpha in (1, 10, 100):
+        assert f"| ei/ct/rotate equivariance.alpha={alpha} |" in text
     assert "wrote runs.md" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--sweep alpha: no such config value"):
         main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report"), "--sweep", "alpha"])
@@ -76,9 +78,12 @@ def test_report_names_a_missing_directory(tmp_path):
         main([str(tmp_path / "nowhere")])
 
 
-def fake_run(run_dir: Path, choices: dict | None = None, **config) -> Path:
+def fake_run(
+    run_dir: Path, choices: dict | None = None, overrides: list[str] | None = None, **config
+) -> Path:
     """A finished run directory as eilab-train leaves it, without weights (no checkpoint)."""
     (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides or []), run_dir / ".hydra" / "overrides.yaml")
     (run_dir / "logs").mkdir()
     config = {"strategy": {"_target_": "eilab.strategies.EI"}, **config}
     OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
@@ -177,3 +182,21 @@ def test_a_sweep_over_a_list_or_a_name_is_reported_as_text(tmp_path, capsys):
         main([str(tmp_path / "runs"), "--out", str(tmp_path / key), "--sweep", key])
         assert f"| ei/ct/rotate | {shown} | 25.00 |" in capsys.readouterr().out
         assert (tmp_path / key / "sweep.png").is_file()
+
+
+def test_runs_are_named_by_the_overrides_that_differ_between_them(tmp_path, capsys):
+    common = ["debug=fast", "strategy=ei"]
+    for name, alpha, seed in (("a", 1, 0), ("b", 10, 0), ("c", 10, 1)):
+        overrides = [*common, f"equivariance.alpha={alpha}", f"+seed={seed}"]
+        fake_run(tmp_path / "runs" / name, overrides=overrides, equivariance={"alpha": alpha})
+    overrides = [*common, "equivariance.alpha=100"]
+    fake_run(tmp_path / "runs" / "d", overrides=overrides, equivariance={"alpha": 100})
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")])
+    table = capsys.readouterr().out
+    for label in ("alpha=1 seed=0", "alpha=10 seed=0", "alpha=10 seed=1", "alpha=100 seed=–"):
+        alpha, seed = label.split()
+        assert f"| ei/ct/rotate equivariance.{alpha} {seed} | 25.00 |" in table
+    main([str(tmp_path / "runs" / "a"), "--out", str(tmp_path / "one")])
+    assert "| ei/ct/rotate | 25.00 |" in capsys.readouterr().out
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "sw"), "--sweep", "equivariance.alpha"])
+    assert "| ei/ct/rotate seed=1 | 10 |" in capsys.readouterr().out

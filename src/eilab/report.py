@@ -7,9 +7,11 @@ A run directory is one ``eilab-train`` wrote (``.hydra/config.yaml``, ``metrics.
 ``logs/metrics.csv``); directories holding many runs (a Hydra multirun, a demo) are searched.
 It writes ``runs.md`` / ``runs.csv`` (one row per run: test PSNR/SSIM, the A†y baseline, the
 ground-truth-free validation criterion, wall time, epochs, steps) and ``curves.png``
-(validation PSNR per epoch). With ``--sweep KEY`` it also writes ``sweep.png`` and a section
-saying how the ground-truth-free criterion ranks the swept values against test PSNR
-(Spearman's ρ; a user without ground truth can only select by the criterion).
+(validation PSNR per epoch). Each run is named by its strategy/physics/group, and by the
+overrides (``.hydra/overrides.yaml``) whose values differ between the runs reported, such as
+``equivariance.alpha=10`` in an α sweep. With ``--sweep KEY`` it also writes ``sweep.png``
+and a section saying how the ground-truth-free criterion ranks the swept values against test
+PSNR (Spearman's ρ; a user without ground truth can only select by the criterion).
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import spearmanr
 
 from eilab.checkpoints import CorruptCheckpointError, load_checkpoint
-from eilab.runconfig import RunConfigError, inert, load_yaml
+from eilab.runconfig import RunConfigError, check_yaml, inert, load_yaml
 
 #: Ground-truth-free validation criteria, preferred in this order when not named (lower is
 #: better): the SURE estimate of the measurement error, then measurement consistency.
 CRITERIA = ("val/sure", "val/loss_mc")
+#: Config groups every run's label names (so overrides of them never need to).
+LABELLED = ("strategy", "physics", "group", "experiment")
 
 
 @dataclass
@@ -47,13 +52,17 @@ class Run:
     epochs: int | None = None
     steps: int | None = None
     wall_s: float | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    differs: list[str] = field(default_factory=list)  # override keys that tell runs apart
 
     @property
     def label(self) -> str:
-        """strategy/physics/group, plus the experiment when there is one."""
-        parts = [self.choices.get(k, "?") for k in ("strategy", "physics", "group")]
+        """strategy/physics/group, the experiment when there is one, and the overrides in
+        :attr:`differs` (``key=value``)."""
+        parts = [self.choices.get(k, "?") for k in LABELLED[:3]]
         experiment = self.choices.get("experiment", "None")
-        return "/".join(parts) + (f" ({experiment})" if experiment != "None" else "")
+        label = "/".join(parts) + (f" ({experiment})" if experiment != "None" else "")
+        return " ".join([label, *(f"{k}={self.overrides.get(k, '–')}" for k in self.differs)])
 
     def value(self, key: str):
         """A config value by dotted key (``equivariance.alpha``), or None."""
@@ -136,6 +145,32 @@ def read_choices(path: Path) -> dict[str, str]:
     return {str(key): str(value) for key, value in choices.items()}
 
 
+def read_overrides(path: Path) -> dict[str, str]:
+    """The task overrides ``overrides.yaml`` records, as {key: value} (``+``/``++`` dropped)."""
+    if not path.is_file():
+        return {}
+    check_yaml(path)
+    try:
+        overrides = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UnreadableRunError(f"{path}: not YAML ({error})") from error
+    if not (isinstance(overrides, list) and all(isinstance(item, str) for item in overrides)):
+        raise UnreadableRunError(f"{path}: not a list of overrides")
+    pairs = (item.partition("=") for item in overrides)
+    return {key.lstrip("+"): value for key, _, value in pairs}
+
+
+def differing(runs: list[Run], leave_out: Iterable[str] = ()) -> list[str]:
+    """The override keys whose value is not the same in every run, in first-seen order."""
+    keys = dict.fromkeys(key for run in runs for key in run.overrides)
+    skipped = {*LABELLED, *leave_out}
+    return [
+        key
+        for key in keys
+        if key not in skipped and len({run.overrides.get(key) for run in runs}) > 1
+    ]
+
+
 def read_counters(path: Path) -> tuple[int | None, int | None]:
     """Epochs and optimiser steps from the run's last checkpoint (None, None without one)."""
     if not path.is_file():
@@ -166,6 +201,7 @@ def read_run(run_dir: Path) -> Run | None:
     started = config_file.stat().st_mtime
     run.wall_s = test.pop("time/wall_s", metrics_file.stat().st_mtime - started)
     run.epochs, run.steps = read_counters(run_dir / "checkpoints" / "last.ckpt")
+    run.overrides = read_overrides(run_dir / ".hydra" / "overrides.yaml")
     return run
 
 
@@ -341,6 +377,9 @@ def report(
     if not runs:
         raise SystemExit(f"no finished runs (metrics.json) under {[str(p) for p in paths]}")
     keys = [sweep] if sweep else []
+    differs = differing(runs, leave_out=keys)
+    for run in runs:
+        run.differs = differs
     rows = [summary_row(run, criterion, keys) for run in runs]
     if sweep:
         missing = [row["run_dir"] for row in rows if row[sweep] is None]

@@ -149,7 +149,14 @@ def direction(selection_mode: str) -> str:
     return f"{selection_mode}imize"
 
 
+def wandb_group(mode: object, sweep_dir: str, experiment: str | None) -> str | None:
+    """Resolver: the wandb group, the sweep directory's name for the jobs of a multirun (so
+    they share one), else the experiment (None without one)."""
+    return Path(sweep_dir).name if str(mode).endswith("MULTIRUN") else experiment
+
+
 OmegaConf.register_new_resolver("eilab.direction", direction, replace=True)
+OmegaConf.register_new_resolver("eilab.wandb_group", wandb_group, replace=True)
 OmegaConf.register_new_resolver("eilab.slurm_gpus_per_node", slurm.gpus_per_node, replace=True)
 OmegaConf.register_new_resolver("eilab.slurm_tasks_per_node", slurm.tasks_per_node, replace=True)
 OmegaConf.register_new_resolver("eilab.slurm_cpus_per_task", slurm.cpus_per_task, replace=True)

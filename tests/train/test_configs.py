@@ -85,6 +85,13 @@ def test_every_experiment_instantiates_shrunk(name, strategy, compose_train, req
     assert module(module.physics.A(x)).shape == x.shape
 
 
+@pytest.mark.parametrize("name", GROUPS["experiment"])
+def test_debug_fast_validates_every_epoch_of_every_experiment(name, compose_train):
+    cfg = compose_train(f"experiment={name}", "debug=fast")
+    assert cfg.trainer.check_val_every_n_epoch == 1
+    assert cfg.trainer.limit_val_batches == cfg.trainer.limit_test_batches == 1
+
+
 @pytest.mark.parametrize("strategy", GROUPS["strategy"])
 def test_shared_settings_reach_every_strategy(strategy, compose_train):
     cfg = compose_train(
