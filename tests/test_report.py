@@ -51,6 +51,7 @@ def test_alpha_sweep_through_the_submitit_local_launcher_and_its_report(tmp_path
     done = subprocess.run(sweep, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 3
+    assert not (tmp_path / "sweep" / ".submitit" / "%j").exists()  # submitit's empty pattern
     main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")])
     text = (tmp_path / "report" / "runs.md").read_text()
     assert "3 finished runs" in text and "Sweep over" not in text

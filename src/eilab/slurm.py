@@ -65,18 +65,20 @@ def requeued(run_dir: Path) -> bool:
 
 @contextlib.contextmanager
 def naming_log() -> Iterator[None]:
-    """In a submitit job, print any error raised inside to the job's log and name that log in
-    the error (Hydra shows the error where the sweep was launched, without the traceback)."""
+    """In a submitit job (Slurm, or hydra/launcher=local), print any error raised inside to the
+    job's log and name that log in the error (Hydra shows the error where the sweep was
+    launched, without the traceback)."""
     try:
         yield
     except Exception as error:
-        if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        executor = os.environ.get("SUBMITIT_EXECUTOR")
+        if executor in ("slurm", "local"):
             import submitit
 
             traceback.print_exc()
             environment = submitit.JobEnvironment()
             error.add_note(
-                f"Slurm job {environment.job_id} failed; its log: {environment.paths.stderr} "
-                f"(stdout: {environment.paths.stdout})"
+                f"{executor.capitalize()} job {environment.job_id} failed; its log: "
+                f"{environment.paths.stderr} (stdout: {environment.paths.stdout})"
             )
         raise

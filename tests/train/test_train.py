@@ -65,6 +65,22 @@ def test_bad_config_stops_before_training_and_names_the_key(override, named, tmp
     assert "Epoch" not in done.stdout + done.stderr
 
 
+def test_a_failed_local_launcher_job_names_its_log_and_leaves_no_pattern_folder(tmp_path):
+    failed = eilab_train(
+        "-m",
+        "hydra/launcher=local",
+        "debug=fast",
+        "equivariance.alpha=-1",
+        "hydra.sweep.dir=s",
+        cwd=tmp_path,
+    )
+    assert failed.returncode != 0
+    assert "equivariance.alpha must be a number >= 0" in failed.stderr
+    log = Path(failed.stderr.split("its log: ")[1].split()[0])
+    assert log.is_file() and "equivariance.alpha" in log.read_text()
+    assert not (tmp_path / "s" / ".submitit" / "%j").exists()
+
+
 def test_two_runs_never_share_an_output_directory(tmp_path):
     for _ in range(2):
         assert eilab_train("debug=fast", "strategy=mc", cwd=tmp_path).returncode == 0
