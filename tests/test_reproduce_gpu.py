@@ -18,14 +18,15 @@ def records(tmp_path) -> dict[str, dict]:
 
 def test_the_table_fills_up_one_call_at_a_time_and_leaves_partial_runs_out(tmp_path):
     run(tmp_path, "--strategies", "mc", "sup", "--epochs", "2")
-    report = run(tmp_path, "--strategies", "ei", "--epochs", "2")
+    report = run(tmp_path, "--strategies", "ei", "ei_adv", "--epochs", "2")
     kept = records(tmp_path)
-    assert sorted(kept) == ["ei", "mc", "sup"]
+    assert sorted(kept) == ["ei", "ei_adv", "mc", "sup"]
+    # two epochs of two batches; EI_adv's two optimisers count one step per batch
     assert all(r["complete"] and r["epochs"] == 2 and r["steps"] == 4 for r in kept.values())
     assert kept["ei"]["machine"].startswith("CPU ") and kept["ei"]["curve"]["epoch"] == [1, 2]
     with open(tmp_path / "table1_gpu" / "results.csv", newline="") as handle:
         methods = [row["method"] for row in csv.DictReader(handle)]
-    assert methods == ["A†y (FBP)", "MC", "EI", "Sup"]
+    assert methods == ["A†y (FBP)", "MC", "EI", "EI_adv", "Sup"]
     assert "of the MC→Sup gap (paper: 82.8 %)" in report and "- no partial runs" in report
     assert (tmp_path / "table1_gpu" / "curves.png").stat().st_size > 0
 

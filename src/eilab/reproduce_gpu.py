@@ -89,22 +89,21 @@ def machine() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU {cpu_model()}"
 
 
-def whole_epochs(run_dir: Path) -> int:
-    """Epochs the run trained to their end (a time limit may stop one after some batches)."""
+def trained(run_dir: Path) -> tuple[int, int]:
+    """Epochs the run trained to their end (a time limit may stop one after some batches) and
+    batches trained, from its progress record (EI_adv's two optimisers count once)."""
     state = read_progress(run_dir)
     if state is None:
-        return 0
-    return state["epoch"] - (state["batches"] < state["batches_per_epoch"])
+        return 0, 0
+    batches = (state["epoch"] - 1) * state["batches_per_epoch"] + state["batches"]
+    return state["epoch"] - (state["batches"] < state["batches_per_epoch"]), batches
 
 
-def epoch_log(run_dir: Path) -> dict[str, list]:
-    """From a run's CSV log: its last step and the validation curve."""
+def epoch_log(run_dir: Path) -> dict[str, list[float]]:
+    """From a run's CSV log: the validation curve and the PSNR on the fixed training images."""
     with open(run_dir / "logs" / "metrics.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    trained = [row for row in rows if row.get("train/loss")]
-    validated = [row for row in rows if row.get("val/psnr")]
+        validated = [row for row in csv.DictReader(handle) if row.get("val/psnr")]
     return {
-        "steps": max((int(row["step"]) + 1 for row in trained), default=0),
         "curve_epoch": [int(row["epoch"]) + 1 for row in validated],
         "curve_psnr": [float(row["val/psnr"]) for row in validated],
         "train_psnr": [float(row["train_eval/psnr"]) for row in validated],
@@ -113,13 +112,13 @@ def epoch_log(run_dir: Path) -> dict[str, list]:
 
 def record(job: Job, cfg: DictConfig, metrics: dict, seconds: float, epochs_asked: int) -> dict:
     """What the table keeps of one run (JSON), complete when it trained every epoch asked."""
-    log, epochs = epoch_log(job.run_dir), whole_epochs(job.run_dir)
+    log, (epochs, batches) = epoch_log(job.run_dir), trained(job.run_dir)
     return {
         "strategy": job.strategy,
         "complete": epochs >= epochs_asked,
         "epochs": epochs,
         "epochs_asked": epochs_asked,
-        "steps": log["steps"],
+        "steps": batches,
         "train_time_s": seconds,
         "machine": machine(),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -88,17 +88,26 @@ def test_a_failed_job_is_reported_with_its_log_and_a_non_zero_exit(tmp_path, slu
     assert "equivariance.alpha must be a number >= 0" in log.read_text()
 
 
-def release_when_requeued(sweeping: subprocess.Popen, env: dict[str, str]) -> bool:
-    """Wait for a requeued job (Slurm holds one ~2 min, reason BeginTime) and start it now."""
-    while sweeping.poll() is None:
+def finish_releasing_held_jobs(
+    sweeping: subprocess.Popen, env: dict[str, str], timeout_s: float = 300
+) -> tuple[bool, int, str]:
+    """Wait for the sweep to end, starting at once every job Slurm holds after a requeue
+    (about 2 min, reason BeginTime), each time it is held: an update that comes before Slurm
+    sets its hold is undone by it. Whether a job was released, the exit status, stderr."""
+    deadline, released = time.monotonic() + timeout_s, False
+    while True:
+        try:  # communicate() keeps reading the pipes, so the sweep never blocks on them
+            _, stderr = sweeping.communicate(timeout=0.5)
+            return released, sweeping.returncode, stderr
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                sweeping.kill()
+                raise
         queue = ["squeue", "-h", "-t", "PD", "-o", "%i %r"]
-        pending = subprocess.run(queue, env=env, capture_output=True, text=True).stdout.split()
-        if pending[1:2] == ["BeginTime"]:
-            update = ["scontrol", "update", f"JobId={pending[0]}", "StartTime=now"]
-            subprocess.run(update, env=env, check=True)
-            return True
-        time.sleep(0.2)
-    return False
+        pending = subprocess.run(queue, env=env, capture_output=True, text=True).stdout
+        for job in (line.split()[0] for line in pending.splitlines() if line.endswith("BeginTime")):
+            update = ["scontrol", "update", f"JobId={job}", "StartTime=now"]
+            released |= subprocess.run(update, env=env).returncode == 0
 
 
 def test_a_signalled_job_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_path, slurm):
@@ -106,9 +115,8 @@ def test_a_signalled_job_is_requeued_and_resumes_to_the_uninterrupted_result(tmp
     signal = ["+callbacks.signal._target_=signal_job.SignalAfterEpoch"]
     common = ["debug=fast", "strategy=ei", "trainer.max_epochs=4", *signal]
     sweeping = sweep(*common, "+callbacks.signal.epoch=1,99", cwd=tmp_path, env=env)
-    assert release_when_requeued(sweeping, env)
-    code, stderr = finished(sweeping)
-    assert code == 0, stderr[-3000:]
+    released, code, stderr = finish_releasing_held_jobs(sweeping, env)
+    assert released and code == 0, stderr[-3000:]
     signalled, uninterrupted = (
         tmp_path / "sweep" / "0_ei-ct-rotate",
         tmp_path / "sweep" / "1_ei-ct-rotate",
