@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -16,12 +16,13 @@ SUBMITIT_PATTERN = Path(".submitit") / "%j"
 
 
 class RemoveSubmititPattern(Callback):
-    """Remove the empty ``<sweep dir>/.submitit/%j`` folder the submitit launchers
-    (``hydra/launcher=local|slurm``) make before submitting; each job of the sweep tries as it
-    starts, so the folder goes even when a job fails."""
+    """Remove the empty ``<sweep dir>/.submitit/%j`` folder that ``hydra/launcher=local`` makes
+    before submitting; each job of the sweep tries as it starts, so the folder goes even when a
+    job fails. Slurm jobs leave it alone: a requeued job runs its batch script again, and Slurm
+    runs must not depend on what a callback removed."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if HydraConfig.get().mode.name != "MULTIRUN":
+        if os.environ.get("SUBMITIT_EXECUTOR") != "local":
             return
         pattern = Path(config.hydra.sweep.dir) / SUBMITIT_PATTERN
         if pattern.is_dir() and not pattern.is_symlink():

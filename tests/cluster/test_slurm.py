@@ -102,7 +102,10 @@ def finish_releasing_held_jobs(
         except subprocess.TimeoutExpired:
             if time.monotonic() > deadline:
                 sweeping.kill()
-                raise
+                queue = ["squeue", "-h", "-o", "%i %T %r %S"]
+                jobs = subprocess.run(queue, env=env, capture_output=True, text=True).stdout
+                message = f"sweep still running after {timeout_s} s; jobs:\n{jobs}"
+                raise AssertionError(message) from None
         queue = ["squeue", "-h", "-t", "PD", "-o", "%i %r"]
         pending = subprocess.run(queue, env=env, capture_output=True, text=True).stdout
         for job in (line.split()[0] for line in pending.splitlines() if line.endswith("BeginTime")):
