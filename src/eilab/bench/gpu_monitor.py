@@ -11,8 +11,10 @@ period is 1/6 to 1 s, so a busy fraction needs a run of a second or more).
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -89,3 +91,22 @@ class Sampled:
     def mean(self) -> float:
         """The mean of the readings (for utilisation: the busy percentage)."""
         return sum(self.values) / len(self.values)
+
+
+@contextmanager
+def nvml_sampled(
+    device: torch.device, what: str, interval_s: float = INTERVAL_S
+) -> Iterator[Sampled | None]:
+    """NVML's readings of ``what`` ("memory" in bytes, or "utilisation" in percent) on
+    ``device`` while the block runs; None on the CPU, or without NVML (said on stderr)."""
+    if device.type != "cuda":
+        yield None
+        return
+    try:
+        memory, utilisation = nvml_readers(device)
+    except NvmlUnavailableError as err:
+        print(f"no NVML {what} readings: {err}", file=sys.stderr)
+        yield None
+        return
+    with Sampled({"memory": memory, "utilisation": utilisation}[what], interval_s) as sampled:
+        yield sampled

@@ -26,14 +26,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from eilab.bench.gpu_monitor import NvmlUnavailableError, Sampled, cuda_index, nvml_readers
+from eilab.bench.gpu_monitor import cuda_index, nvml_sampled
 from eilab.bench.timing import Budget, MissingPeerError, measure, require, short, timed_once
 
 OPS = ("forward", "adjoint", "fbp")
@@ -186,7 +184,7 @@ def measure_cell(spec: CellSpec) -> dict:
     import_backend(spec.backend)
     base = peak_gb()
     limit_memory(spec, device)
-    with device_peak(device) as gpu_device:
+    with nvml_sampled(device, "memory") as gpu_device:
         ops, build_s = timed_once(lambda: operators(spec, device))
         ms, first_s, how = time_calls(spec, ops, x, started)
     if device.type != "cuda":
@@ -194,23 +192,6 @@ def measure_cell(spec: CellSpec) -> dict:
     gpu = torch.cuda.max_memory_allocated(cuda_index(device)) / 1e9
     device_gb = None if gpu_device is None else gpu_device.peak_above_start / 1e9
     return asdict(CellResult(ms, build_s, first_s, how, peak_gb(), base, gpu, device_gb))
-
-
-@contextmanager
-def device_peak(device: torch.device) -> Iterator[Sampled | None]:
-    """NVML's readings of the GPU's memory in use while the block runs; None on the CPU or
-    without NVML."""
-    if device.type != "cuda":
-        yield None
-        return
-    try:
-        read, _ = nvml_readers(device)
-    except NvmlUnavailableError as err:
-        print(f"no device-level GPU memory: {err}", file=sys.stderr)
-        yield None
-        return
-    with Sampled(read) as memory:
-        yield memory
 
 
 def out_of_memory(err: BaseException) -> bool:

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -37,7 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from eilab.bench import BASE_OVERRIDES, compose_train
-from eilab.bench.gpu_monitor import NvmlUnavailableError, Sampled, nvml_readers
+from eilab.bench.gpu_monitor import nvml_sampled
 from eilab.bench.ops import phantom_batch
 from eilab.bench.report import section, table
 from eilab.bench.timing import (
@@ -304,7 +303,7 @@ def time_row(row: Row, budget: Budget, device: torch.device) -> list[object]:
     is, read CUDA's peak memory, release."""
     free_memory(device)
     step_fn = attempt(row.build)
-    with busy_sampler(device) as busy:
+    with nvml_sampled(device, "utilisation", interval_s=0.01) as busy:
         timing = step_fn if isinstance(step_fn, str) else attempt(lambda: measure(step_fn, budget))
     peak = busy_percent = "n/a"
     if device.type == "cuda" and not isinstance(timing, str):
@@ -313,20 +312,6 @@ def time_row(row: Row, budget: Budget, device: torch.device) -> list[object]:
     free_memory(device)
     first = "-" if isinstance(timing, str) or timing.first_ms is None else f"{timing.first_ms:.1f}"
     return [row.step, row.pipeline, row.variant.label, timing, first, peak, busy_percent]
-
-
-@contextmanager
-def busy_sampler(device: torch.device) -> Iterator[Sampled | None]:
-    """NVML's utilisation readings while the block runs; None on the CPU or without NVML."""
-    try:
-        readers = nvml_readers(device) if device.type == "cuda" else None
-    except NvmlUnavailableError:
-        readers = None
-    if readers is None:
-        yield None
-        return
-    with Sampled(readers[1], interval_s=0.01) as busy:
-        yield busy
 
 
 def train_section(

@@ -52,7 +52,7 @@ WORK_BYTES_PER_SAMPLE = 360
 
 
 # Build speed, stored entries (projector + FBP back-projector) per second: 2.2-2.9 million
-# measured on a 2-core EPYC VM for 128² × 50 up to 256² × 360 views (1.3 to 47 s); the build
+# measured on a 2-core Xeon VM for 128² × 50 up to 256² × 360 views (1.3 to 47 s); the build
 # runs mostly on one core, so more cores barely help. The lower bound, rounded down.
 BUILD_ENTRIES_PER_S = 2.0e6
 
