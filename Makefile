@@ -60,7 +60,7 @@ bench-scaling: install ## Time and peak memory of each CT backend vs N and views
 
 # Needs no install: runs from src/ with .venv's python if there is one, else $(PYTHON); on a machine
 # without network, bring the wheels tools/gpu_wheels.sh lists. Results: outputs/gpu_check/<time>/.
-gpu-check: ## On a GPU: CUDA tests, paper-scale step bench, short CT training, CUDA scaling (~8 min)
+gpu-check: ## On a GPU: CUDA tests, step bench (fast, packed), short CT runs, CUDA scaling (~10 min)
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) bash tools/gpu_check.sh
 
 demo: install data ## Train MC, EI and Sup on real CT and photographs; print the tables

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make gpu-check`: the GPU path in one command (at most about 8 minutes on one GPU), every result
-# in one folder: the CUDA tests, the paper-scale training-step bench (eager and fast_step), a
-# short paper-scale CT training (eager and fast_step), and the CUDA scaling grid with its GPU
-# memory columns.
+# `make gpu-check`: the GPU path in one command (at most about 10 minutes on one GPU), every
+# result in one folder: the CUDA tests, the paper-scale training-step bench (eager, fast_step
+# and packed), a short paper-scale CT training (eager, fast_step, and a packed 4-point α
+# sweep), and the CUDA scaling grid with its GPU memory columns.
 #   bash tools/gpu_check.sh [OUT_DIR]          (default outputs/gpu_check/<time>)
 # Runs on a machine with torch (CUDA), Lightning, torchmetrics, scikit-image, scipy, matplotlib,
 # pytest, pytest-timeout, pytest-xdist and nvidia-ml-py but no network: eilab runs from src/ (not installed).
@@ -79,13 +79,23 @@ step bench_train 200 "$PYTHON" -m eilab.bench --suite train --device cuda img_si
 step bench_train_bf16 90 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
     model=unet --strategies ei --graph --bf16 --channels-last --min-time 0.3 --max-time 1 \
     --out "$OUT/bench_train_bf16.md"
-# A short paper-scale EI training in Lightning, eager then fast_step: epoch times, test PSNR.
+# Packed steps: K EI / MC models stepped in turn on K CUDA streams, total steps per second.
+step bench_packed 200 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
+    model=unet --strategies ei mc --graph --packed 1 4 8 --min-time 0.3 --max-time 1 \
+    --out "$OUT/bench_packed.md"
+# A short paper-scale EI training in Lightning, eager then fast_step: epoch times, test PSNR;
+# then a 4-point α sweep of the same packed into one process (its epoch time against the
+# single fast_step run's is the packed sweep's time against one run's).
 for fast in false true; do
     step "train_ct_table1_fast_step_$fast" 120 "$PYTHON" -m eilab.train "${paper[@]}" \
         strategy=ei trainer.max_epochs=10 trainer.check_val_every_n_epoch=5 "fast_step=$fast" \
         "hydra.run.dir=$OUT/train/fast_step_$fast"
 done
-step epoch_times 30 "$PYTHON" experiments/paper_scale/summarise.py "$OUT/train"
+step train_packed_alpha_sweep 240 "$PYTHON" -m eilab.train -m hydra/launcher=packed \
+    "${paper[@]}" strategy=ei trainer.max_epochs=10 trainer.check_val_every_n_epoch=5 \
+    fast_step=true equivariance.alpha=1,10,100,1000 "hydra.sweep.dir=$OUT/packed_sweep"
+step epoch_times 30 "$PYTHON" experiments/paper_scale/summarise.py "$OUT/train" \
+    "$OUT/packed_sweep"
 step scaling_cuda 150 "$PYTHON" -m eilab.bench.scaling --devices cuda --sizes 128 512 \
     --views 50 720 --budget-s 20 --min-time 0.1 --max-time 0.3 --out-dir "$OUT"
 echo "gpu-check: results in $OUT" | tee -a "$OUT/summary.txt"

@@ -97,7 +97,8 @@ class CapturedStep:
         torch.cuda.current_stream(device).wait_stream(side)
         self.module.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), _no_autocast_cache():
+        # thread_local: the other jobs of a packed sweep (eilab.packing) live in other threads
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"), _no_autocast_cache():
             losses = self.losses(*static)
             losses["loss"].backward()
             losses = {name: value.detach() for name, value in losses.items()}

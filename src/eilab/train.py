@@ -12,9 +12,10 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from eilab import rundir, slurm
+from eilab import packing, rundir, slurm
 from eilab.callbacks import ConfineCheckpointState, StampIdentity, checkpoint_files
 from eilab.checkpoints import AtomicCheckpointIO
 from eilab.data import MeasurementDataModule
@@ -82,6 +83,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, attempt: rundir.Attempt) -> L.T
     )
     callbacks = list(instantiate(cfg.callbacks).values()) if cfg.callbacks else []
     callbacks += [StampIdentity(rundir.identity(cfg)), ConfineCheckpointState()]
+    callbacks += packing.turn_callbacks(cfg.trainer.get("enable_progress_bar", True))
     trainer: L.Trainer | None = None
 
     def record() -> None:
@@ -104,6 +106,13 @@ def best_selection_value(trainer: L.Trainer) -> dict[str, float]:
         if callback.monitor and callback.best_model_score is not None:
             return {f"best_{callback.monitor}": float(callback.best_model_score)}
     return {}
+
+
+def finish_wandb_runs(trainer: L.Trainer) -> None:
+    """End the run's wandb runs, so the next job of a multirun process starts its own."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
 
 
 def hydra_attempt() -> tuple[list[str], str | None]:
@@ -139,6 +148,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             rundir.write_json(run_dir / rundir.METRICS_FILE, results)
             rundir.record_end(attempt, results)
             print(json.dumps({"run_dir": str(run_dir), **results}, indent=2))
+        finish_wandb_runs(trainer)
     return results
 
 

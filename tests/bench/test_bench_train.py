@@ -1,6 +1,7 @@
 """The train suite builds its steps from the train configs, and the timer reports real time."""
 
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 from eilab.bench import compose_train
 from eilab.bench.__main__ import main
 from eilab.bench.timing import Budget, attempt, measure, require, timed_once
-from eilab.bench.train_step import BASELINE, eilab_step, rows, strategy_module
+from eilab.bench.train_step import BASELINE, eilab_step, rows, strategy_module, time_row
 from eilab.strategies import EI, MC, Sup
 
 TINY = ["img_size=16", "model.widths=[8,16]", "physics.n_views=4", "equivariance.n_trans=3"]
@@ -95,3 +96,15 @@ def test_train_suite_reports_the_configured_network(tmp_path, restore_threads):
     # paper-size U-Net of experiment=ct_table1 8,562,881
     assert "eilab.models.UNet (7,209 parameters)" in text
     assert "| network fwd+bwd, batch 6 |" in text and "| mc | eilab | fp32, eager | " in text
+
+
+def test_packed_rows_step_k_models_and_count_all_their_steps():
+    """A 'K packed' row builds K models stepped in turn; its steps / s counts all K steps."""
+    plan = rows(["ei"], TINY, [BASELINE], torch.device("cpu"), packed=[3])
+    (packed,) = [row for row in plan if row.packed != 1]
+    assert (packed.step, packed.packed) == ("ei, 3 packed", 3)
+    packed.build()()
+    sleepy = replace(packed, build=lambda: lambda: time.sleep(0.01))
+    cells = time_row(sleepy, Budget(warmup=1, min_time=0.05, max_time=0.3), torch.device("cpu"))
+    milliseconds, rate = cells[3].median_ms, float(cells[4])
+    assert rate == pytest.approx(3e3 / milliseconds, rel=1e-2)

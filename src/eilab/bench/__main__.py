@@ -52,6 +52,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--graph", action="store_true", help="eilab rows: fast_step (CUDA graph + fused Adam)"
     )
+    train.add_argument(
+        "--packed",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="K",
+        help="also each strategy as K models stepped in turn on K CUDA streams (total steps/s)",
+    )
     sure = parser.add_argument_group("sure suite (eilab's SURE and REQ beside deepinv's)")
     sure.add_argument("--sure-draws", type=int, default=200, help="draws per Monte-Carlo row")
     timing = parser.add_argument_group("timing (torch.utils.benchmark adaptive_autorange)")
@@ -63,6 +71,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.warmup < 0 or args.min_time < 0 or args.max_time <= 0:
         parser.error("--warmup and --min-time must be >= 0, --max-time > 0")
+    if any(k < 1 for k in args.packed):
+        parser.error(f"--packed: each K must be >= 1, got {args.packed}")
     return args
 
 
@@ -79,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         sections.append(ops_section(cases, budget, device))
     if args.suite in ("train", "all"):
         variant = Variant(args.channels_last, args.bf16, args.compile, args.graph)
-        sections.append(train_section(args.strategies, args.overrides, variant, budget, device))
+        sections.append(
+            train_section(args.strategies, args.overrides, variant, budget, device, args.packed)
+        )
     if args.suite in ("sure", "all"):
         sections.append(peer_sure.report(args.sure_draws))
     text = "\n".join([*sections, max_rss_line()]) + "\n"

@@ -89,6 +89,7 @@ class Row:
     pipeline: str
     variant: Variant
     build: Callable[[], Step]
+    packed: int = 1  # optimisation steps per call of the built step (K models in turn)
 
 
 def network(cfg: DictConfig, variant: Variant, device: torch.device) -> nn.Module:
@@ -192,6 +193,23 @@ def captured_step(
     return run
 
 
+def packed_step(cfg: DictConfig, variant: Variant, packed: int, device: torch.device) -> Step:
+    """``packed`` independent models of the configured strategy (each its own weights and
+    optimiser) stepped in turn, each on its own CUDA stream: what the GPU is given by
+    ``hydra/launcher=packed`` (eilab.packing), without its threads' hand-overs."""
+    steps = [eilab_step(cfg, variant, device) for _ in range(packed)]
+    streams = [torch.cuda.Stream(device) if device.type == "cuda" else None for _ in steps]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the inputs were made on the default stream
+
+    def run() -> None:
+        for stream, one in zip(streams, steps, strict=True):
+            with torch.cuda.stream(stream):
+                one()
+
+    return run
+
+
 class DeepinvFBPNet(nn.Module):
     """deepinv's reconstructor here: ``backbone(physics.A_dagger(y, fbp=True))``.
 
@@ -270,14 +288,16 @@ def rows(
     overrides: Sequence[str],
     variants: Sequence[Variant],
     device: torch.device,
+    packed: Sequence[int] = (),
 ) -> list[Row]:
-    """Every row of the table, in display order, each with the config it is built from."""
+    """Every row of the table, in display order, each with the config it is built from; with
+    ``packed``, each strategy also stepped as K models in turn (the last variant's settings)."""
 
     def config(variant: Variant, *extra: str) -> DictConfig:
         return compose_train([f"channels_last={variant.channels_last}", *extra, *overrides])
 
-    def row(step: str, pipeline: str, variant: Variant, build: Callable, *args) -> Row:
-        return Row(step, pipeline, variant, functools.partial(build, *args, device))
+    def row(step: str, pipeline: str, variant: Variant, build: Callable, *args, k: int = 1) -> Row:
+        return Row(step, pipeline, variant, functools.partial(build, *args, device), k)
 
     base = config(BASELINE)
     batches = dict.fromkeys((base.batch_size, base.batch_size * base.equivariance.n_trans))
@@ -292,6 +312,20 @@ def rows(
     for name in strategies:
         extra = (f"strategy={name}", *STRATEGY_OVERRIDES.get(name, ()))
         plan += [row(name, "eilab", v, eilab_step, config(v, *extra), v) for v in variants]
+        last = variants[-1]
+        plan += [
+            row(
+                f"{name}, {k} packed",
+                "eilab",
+                last,
+                packed_step,
+                config(last, *extra),
+                last,
+                k,
+                k=k,
+            )
+            for k in packed
+        ]
         if name in DEEPINV_STRATEGIES:
             peer = config(BASELINE, *extra)
             plan.append(row(name, "deepinv", BASELINE, deepinv_step, name, peer))
@@ -311,7 +345,8 @@ def time_row(row: Row, budget: Budget, device: torch.device) -> list[object]:
         busy_percent = "-" if busy is None else f"{busy.mean:.0f}"
     free_memory(device)
     first = "-" if isinstance(timing, str) or timing.first_ms is None else f"{timing.first_ms:.1f}"
-    return [row.step, row.pipeline, row.variant.label, timing, first, peak, busy_percent]
+    rate = "-" if isinstance(timing, str) else f"{1e3 * row.packed / timing.median_ms:.1f}"
+    return [row.step, row.pipeline, row.variant.label, timing, rate, first, peak, busy_percent]
 
 
 def train_section(
@@ -320,11 +355,12 @@ def train_section(
     variant: Variant,
     budget: Budget,
     device: torch.device,
+    packed: Sequence[int] = (),
 ) -> str:
     """Time every row and return the markdown section, with the settings it ran at."""
     variants = [BASELINE] if variant == BASELINE else [BASELINE, variant]
     results = []
-    for row in rows(strategies, overrides, variants, device):
+    for row in rows(strategies, overrides, variants, device, packed):
         print(f"[bench] {row.step} / {row.pipeline} / {row.variant.label}", file=sys.stderr)
         results.append((row, time_row(row, budget, device)))
     deepinv = {row.step: cells[3] for row, cells in results if row.pipeline == "deepinv"}
@@ -340,7 +376,8 @@ def train_section(
         if device.type == "cuda"
         else "no per-row memory on the CPU (see the process max RSS below)"
     )
-    header = ["step", "pipeline", "settings", "ms / step (IQR)", "first step ms", "peak GPU MiB"]
+    header = ["step", "pipeline", "settings", "ms / call (IQR)", "steps / s", "first call ms"]
+    header.append("peak GPU MiB")
     header.append("GPU busy %")
     return section(
         f"Training-step benchmark ({device.type.upper()}, ms per optimisation step)",
@@ -351,8 +388,11 @@ def train_section(
             f"{cfg.equivariance.alpha:g}, n_trans {cfg.equivariance.n_trans}; Adam lr "
             f"{cfg.optim.lr:g}, weight decay {cfg.optim.weight_decay:g}",
             f"network in every row: {cfg.model._target_} ({n_params:,} parameters)",
-            budget.describe() + "; 'first step' is the first warm-up step (includes "
+            budget.describe() + "; 'first call' is the first warm-up call (includes "
             "torch.compile and cuDNN warm-up)",
+            "a call is one optimisation step, except in the 'K packed' rows: one step of each of K "
+            "independent models in turn, each on its own CUDA stream (hydra/launcher=packed); "
+            "steps / s counts all K",
             f"ratio = deepinv fp32 median / this row's median (>1: this row faster); {memory}",
             "GPU busy % = the mean of NVML's utilisation (share of time a kernel ran) sampled "
             "every 10 ms while the row was timed, warm-up included ('-' without nvidia-ml-py)",

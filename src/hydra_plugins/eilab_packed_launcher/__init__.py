@@ -1,0 +1,1 @@
+"""eilab's Hydra launcher plugin: ``hydra/launcher=packed`` (see eilab.packing)."""
