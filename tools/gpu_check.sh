@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make gpu-check`: the GPU path in one command (at most about 10 minutes on one GPU), every
 # result in one folder: the CUDA tests, the paper-scale training-step bench (eager, fast_step
-# and packed), a short paper-scale CT training (eager, fast_step, and a packed 4-point α
-# sweep), and the CUDA scaling grid with its GPU memory columns.
+# and packed), a profile of EI's step, a short paper-scale CT training (eager, fast_step, and a
+# packed 4-point α sweep), and the CUDA scaling grid with its GPU memory columns.
 #   bash tools/gpu_check.sh [OUT_DIR]          (default outputs/gpu_check/<time>)
 # Runs on a machine with torch (CUDA), Lightning, torchmetrics, scikit-image, scipy, matplotlib,
 # pytest, pytest-timeout, pytest-xdist and nvidia-ml-py but no network: eilab runs from src/ (not installed).
@@ -79,6 +79,11 @@ step bench_train 200 "$PYTHON" -m eilab.bench --suite train --device cuda img_si
 step bench_train_bf16 90 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
     model=unet --strategies ei --graph --bf16 --channels-last --min-time 0.3 --max-time 1 \
     --out "$OUT/bench_train_bf16.md"
+# Where EI's step time goes: kernel time per step beside wall time, fp32 then bf16 + NHWC.
+step profile_ei 60 "$PYTHON" -m eilab.bench.profile_step --device cuda --strategy ei \
+    img_size=128 model=unet --out "$OUT/profile_ei.md"
+step profile_ei_bf16 60 "$PYTHON" -m eilab.bench.profile_step --device cuda --strategy ei \
+    --bf16 --channels-last img_size=128 model=unet --out "$OUT/profile_ei_bf16.md"
 # Packed steps: K EI / MC models stepped in turn on K CUDA streams, total steps per second.
 step bench_packed 200 "$PYTHON" -m eilab.bench --suite train --device cuda img_size=128 \
     model=unet --strategies ei mc --graph --packed 1 4 8 --min-time 0.3 --max-time 1 \

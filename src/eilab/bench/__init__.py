@@ -10,7 +10,8 @@ Three suites (``--suite ops|train|sure|all``), on ``--device cpu`` (default) or 
 - ``sure`` (:mod:`eilab.bench.peer_sure`): eilab's SURE and REQ values beside deepinv's.
 
 The CT backends' scaling (time and peak memory versus image size and views, each cell in a
-child process) has its own command, ``python -m eilab.bench.scaling`` (``make bench-scaling``).
+child process) has its own command, ``python -m eilab.bench.scaling`` (``make bench-scaling``),
+and so has where a training step's time goes, ``python -m eilab.bench.profile_step``.
 
 Every cell is timed by ``torch.utils.benchmark`` (:mod:`eilab.bench.timing`) and reported as
 median (interquartile range) in milliseconds. eilab's operators and strategies come from the
