@@ -88,12 +88,22 @@ def test_a_failed_job_is_reported_with_its_log_and_a_non_zero_exit(tmp_path, slu
     assert "equivariance.alpha must be a number >= 0" in log.read_text()
 
 
+def log_tails(sweep_dir: Path, lines: int = 15) -> str:
+    """The last lines of every job log of a sweep, for a failure message."""
+    logs = sorted((sweep_dir / ".submitit").glob("*/*_log.*"))
+    return "".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-lines:]) + "\n"
+        for log in logs
+    )
+
+
 def finish_releasing_held_jobs(
-    sweeping: subprocess.Popen, env: dict[str, str], timeout_s: float = 300
+    sweeping: subprocess.Popen, env: dict[str, str], sweep_dir: Path, timeout_s: float = 300
 ) -> tuple[bool, int, str]:
     """Wait for the sweep to end, starting at once every job Slurm holds after a requeue
     (about 2 min, reason BeginTime), each time it is held: an update that comes before Slurm
-    sets its hold is undone by it. Whether a job was released, the exit status, stderr."""
+    sets its hold is undone by it. Whether a job was released, the exit status, stderr. On a
+    timeout the message holds Slurm's queue and the tails of the jobs' logs."""
     deadline, released = time.monotonic() + timeout_s, False
     while True:
         try:  # communicate() keeps reading the pipes, so the sweep never blocks on them
@@ -104,7 +114,10 @@ def finish_releasing_held_jobs(
                 sweeping.kill()
                 queue = ["squeue", "-h", "-o", "%i %T %r %S"]
                 jobs = subprocess.run(queue, env=env, capture_output=True, text=True).stdout
-                message = f"sweep still running after {timeout_s} s; jobs:\n{jobs}"
+                message = (
+                    f"sweep still running after {timeout_s} s; jobs:\n{jobs}\n"
+                    f"job logs:\n{log_tails(sweep_dir)}"
+                )
                 raise AssertionError(message) from None
         queue = ["squeue", "-h", "-t", "PD", "-o", "%i %r"]
         pending = subprocess.run(queue, env=env, capture_output=True, text=True).stdout
@@ -118,7 +131,7 @@ def test_a_signalled_job_is_requeued_and_resumes_to_the_uninterrupted_result(tmp
     signal = ["+callbacks.signal._target_=signal_job.SignalAfterEpoch"]
     common = ["debug=fast", "strategy=ei", "trainer.max_epochs=4", *signal]
     sweeping = sweep(*common, "+callbacks.signal.epoch=1,99", cwd=tmp_path, env=env)
-    released, code, stderr = finish_releasing_held_jobs(sweeping, env)
+    released, code, stderr = finish_releasing_held_jobs(sweeping, env, tmp_path / "sweep")
     assert released and code == 0, stderr[-3000:]
     signalled, uninterrupted = (
         tmp_path / "sweep" / "0_ei-ct-rotate",
