@@ -1,10 +1,18 @@
-"""SURE and UNSURE: unbiased for the measurement-domain error, biased with a wrong noise level."""
+"""SURE: unbiased for the measurement-domain error, biased with a wrong noise level; the
+unknown-level variants (UNSURE, the residual estimate) and where their levels land."""
 
 import pytest
 import torch
 from torch import nn
 
-from eilab.losses import MCLoss, MissingNoiseError, SURELoss, UnsupportedNoiseError, UNSURELoss
+from eilab.losses import (
+    MCLoss,
+    MissingNoiseError,
+    SURELoss,
+    UnknownNoiseSURELoss,
+    UnsupportedNoiseError,
+    UNSURELoss,
+)
 from eilab.losses.sure import probe_step
 from eilab.physics import (
     CT,
@@ -114,7 +122,7 @@ def test_default_tau_scales_with_the_measurements():
     assert torch.allclose(probe_step(y, 0.5), torch.full((3, 1, 1, 1), 0.5))
 
 
-@pytest.mark.parametrize("loss", [SURELoss, UNSURELoss])
+@pytest.mark.parametrize("loss", [SURELoss, UNSURELoss, UnknownNoiseSURELoss])
 def test_bad_sure_inputs_are_named_errors(loss):
     with pytest.raises(MissingNoiseError, match="noise=gaussian"):
         loss(None)
@@ -125,9 +133,15 @@ def test_bad_sure_inputs_are_named_errors(loss):
             loss(GaussianNoise(0.1), tau=tau)
 
 
-def test_unsure_refuses_a_nonpositive_first_guess():
+@pytest.mark.parametrize("loss", [UNSURELoss, UnknownNoiseSURELoss])
+def test_an_unknown_level_refuses_a_nonpositive_first_guess(loss):
     with pytest.raises(ValueError, match="init_scale"):
-        UNSURELoss(GaussianNoise(0.1), init_scale=0.0)
+        loss(GaussianNoise(0.1), init_scale=0.0)
+
+
+def test_the_estimated_level_refuses_a_momentum_outside_0_1():
+    with pytest.raises(ValueError, match="momentum"):
+        UnknownNoiseSURELoss(GaussianNoise(0.1), momentum=1.0)
 
 
 class _Identity(nn.Module):
@@ -196,3 +210,52 @@ def test_sure_is_unbiased_when_dropped_pixels_hold_zeros(noise):
     assert sure == pytest.approx(truth, rel=0.02)
     unmasked = float(SURELoss(noise)(y, x1, reconstruct, physics, generator=generator))
     assert unmasked != pytest.approx(truth, rel=0.02)  # it subtracts variance that is not there
+
+
+def train_level(loss, m: int, k: int, sigma: float, steps: int = 1000) -> list[float]:
+    """Train _Shrinkage with ``loss`` on signals filling k of m coordinates (x_1..k ~ N(0, 1),
+    Gaussian noise σ); return the estimated noise variance after each step."""
+    generator = torch.Generator().manual_seed(0)
+    network = _Shrinkage(k)
+    groups = [{"params": network.parameters()}, {"params": loss.parameters(), "lr": 0.01}]
+    optimizer = torch.optim.Adam(groups, lr=0.05)
+    estimates = []
+    for _ in range(steps):
+        x = torch.zeros(64, m)
+        x[:, :k] = torch.randn(64, k, generator=generator)
+        y = loss.noise(x, generator)
+        value = loss(y, network(y), network, _Identity(), generator=generator)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        estimates.append(loss.scale * sigma**2)
+    return estimates
+
+
+@pytest.mark.parametrize("init_scale", [4.0, 0.25])
+def test_the_estimated_level_converges_where_the_signal_fills_half_the_space(init_scale):
+    # k = m/2: UNSURE's saddle point is m / (k/(σ² + 1) + (m − k)/σ²) = 1.98σ² (see above);
+    # the residual over its degrees of freedom is Σ 1/(σ² + λ) / Σ 1/(σ² + λ)² = 1.010σ².
+    m, k, sigma = 64, 32, 0.1
+    loss = UnknownNoiseSURELoss(GaussianNoise(sigma), init_scale=init_scale)
+    estimates = train_level(loss, m, k, sigma)
+    assert sum(estimates[500:]) / 500 == pytest.approx(sigma**2, rel=0.1)
+    assert estimates[-1] == pytest.approx(sigma**2, rel=0.1)
+    assert loss.noise_estimate().sigma ** 2 == pytest.approx(estimates[-1])
+
+
+def test_unsure_overestimates_where_the_signal_fills_half_the_space():
+    m, k, sigma = 64, 32, 0.1
+    estimates = train_level(UNSURELoss(GaussianNoise(sigma), init_scale=4.0), m, k, sigma)
+    s_star = m / (k / (sigma**2 + 1) + (m - k) / sigma**2)
+    assert s_star > 1.9 * sigma**2
+    assert sum(estimates[500:]) / 500 == pytest.approx(s_star, rel=0.05)
+
+
+def test_the_estimate_moves_only_in_training_mode():
+    loss = UnknownNoiseSURELoss(GaussianNoise(0.1), init_scale=4.0).eval()
+    y = torch.randn(8, 16)
+    loss(y, 0.5 * y, lambda y_: 0.5 * y_, _Identity())
+    assert loss.scale == 4.0
+    loss.train()(y, 0.5 * y, lambda y_: 0.5 * y_, _Identity())
+    assert loss.scale != 4.0

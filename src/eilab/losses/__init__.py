@@ -1,5 +1,5 @@
-"""Training losses: measurement consistency, equivariance (and REQ), SURE/UNSURE, adversarial,
-supervised."""
+"""Training losses: measurement consistency, equivariance (and REQ), SURE (at a known, a
+UNSURE-learned or an estimated noise level), adversarial, supervised."""
 
 from eilab.losses.adversarial import AdversarialLoss
 from eilab.losses.ei import EILoss
@@ -8,6 +8,7 @@ from eilab.losses.sup import SupLoss
 from eilab.losses.sure import (
     MissingNoiseError,
     SURELoss,
+    UnknownNoiseSURELoss,
     UnsupportedNoiseError,
     UNSURELoss,
 )
@@ -20,5 +21,6 @@ __all__ = [
     "SURELoss",
     "SupLoss",
     "UNSURELoss",
+    "UnknownNoiseSURELoss",
     "UnsupportedNoiseError",
 ]

@@ -142,12 +142,13 @@ class SURELoss(nn.Module):
         physics: nn.Module,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        terms = _FirstOrderTerms(y, x1, reconstruct, physics, self.noise, self.tau, generator)
+        noise = self.noise_estimate()
+        terms = _FirstOrderTerms(y, x1, reconstruct, physics, noise, self.tau, generator)
         total = terms.residual - terms.variance + 2 * terms.divergence
-        if self.noise.second_order_weight > 0:
+        if noise.second_order_weight > 0:
             tau2 = SECOND_ORDER_TAU_FACTOR * terms.tau
             curvature = second_derivative(y, terms.h, terms.measure, tau2, generator)
-            total = total - 2 * self.noise.second_order_weight * curvature
+            total = total - 2 * noise.second_order_weight * curvature
         return total / y.numel()
 
 
@@ -236,3 +237,139 @@ class UNSURELoss(SURELoss):
         offset = scale.detach() * terms.variance
         total = terms.residual - offset + 2 * _Ascend.apply(scale) * terms.divergence
         return total / y.numel()
+
+
+def _rms(w: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square of each measurement of the batch, broadcastable against it."""
+    shape = (len(w),) + (1,) * (w.dim() - 1)
+    rms = w.flatten(1).pow(2).mean(1).sqrt().clamp_min(torch.finfo(w.dtype).eps)
+    return rms.view(shape)
+
+
+def residual_map(
+    y: torch.Tensor, h: torch.Tensor, measure: Reconstruct, tau: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """(I − J)w, J = ∂h/∂y at y, by a finite difference along w scaled to unit RMS (so the
+    step ``tau`` keeps its meaning, see probe_step)."""
+    scale = _rms(w)
+    return w - scale * (measure(y + tau * w / scale) - h) / tau
+
+
+def residual_level_terms(
+    y: torch.Tensor,
+    h: torch.Tensor,
+    variance: torch.Tensor,
+    measure: Reconstruct,
+    tau: torch.Tensor,
+    power: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """‖(I − J)^(q−1)(y − h)‖² and a Monte-Carlo ‖(I − J)^q V^{1/2} b‖² over the batch.
+
+    q = ``power``, V = diag(``variance``), b Rademacher. For a linear h = Jy that keeps the
+    signal, (I − J)^(q−1)(y − h) = (I − J)^q n holds only noise, whose expected squared norm
+    is the noise level times the second term: their ratio estimates the level.
+    """
+    freedom = variance.clamp_min(0).sqrt() * _rademacher(y, generator)
+    residual = y - h
+    for _ in range(power - 1):
+        residual = residual_map(y, h, measure, tau, residual)
+    for _ in range(power):
+        freedom = residual_map(y, h, measure, tau, freedom)
+    return residual.pow(2).sum(), freedom.pow(2).sum()
+
+
+class UnknownNoiseSURELoss(SURELoss):
+    """SURE at a noise level estimated from the measurements and the network being trained.
+
+    The noise variance is s × the given model's v(y) (``noise`` fixes the type and the first
+    guess ``init_scale``). The level is the residual variance per residual degree of freedom,
+
+        s = ‖y − h(y)‖² / E_b ‖(I − J)V^{1/2} b‖²,   h = A f,  J = ∂h/∂y,  V = diag v(y),
+
+    the classical noise estimate of a linear smoother (residual sum of squares over
+    tr((I − H)V(I − H)ᵀ)), read with the network's Jacobian. It is exact when h keeps the
+    signal, ‖(I − J)A x‖ ≪ the noise, whatever the share of the measurement space the signal
+    fills: the SURE-trained network passes the well-measured directions and removes the noise
+    in the others, and the noise left in the residual is counted by the trace.
+
+    Why not UNSURE's saddle point (:class:`UNSURELoss`): its level solves E Σ_i v_i ∂h_i/∂y_i
+    = 0, which for signal variances λ_j along the directions of y gives the harmonic mean
+    s = m / Σ_j 1/(σ² + λ_j) ≥ σ², i.e. σ² / (1 − k/m) when a signal fills k of the m
+    directions well above the noise: 2σ² at k = m/2, the regime of photographs measured at
+    CPU scale (see experiments/rei/unsure/README.md for the measured values).
+
+    The estimate is a statistic, not a trained parameter: each training batch (the module in
+    training mode) updates, without gradient, running means with ``momentum`` of the residual
+    and of the residual degrees of freedom, both per unit of Σ v(y); s is their ratio. They
+    start at the first guess with one batch's worth of full residual freedom (ratio
+    ``init_scale``, freedom 1), which the data outweigh once the network removes noise: a
+    network that passes y unchanged (h = y, as at initialisation) has no residual freedom and
+    moves nothing. The value returned is SURE at the current s; the running means are buffers,
+    so checkpoints keep the estimate.
+    """
+
+    def __init__(
+        self,
+        noise: nn.Module | None,
+        init_scale: float = 1.0,
+        tau: float | None = None,
+        momentum: float = 0.99,
+        power: int = 1,
+    ) -> None:
+        super().__init__(noise, tau)
+        if not (math.isfinite(init_scale) and init_scale > 0):
+            raise ValueError(
+                f"{type(self).__name__}: init_scale must be a finite number > 0, got {init_scale}"
+            )
+        if not 0 <= momentum < 1:
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), got {momentum}")
+        if power < 1:
+            raise ValueError(f"{type(self).__name__}: power must be an int >= 1, got {power}")
+        self.momentum, self.power = momentum, power
+        self.register_buffer("residual_mean", torch.tensor(float(init_scale), dtype=torch.float64))
+        self.register_buffer("freedom_mean", torch.tensor(1.0, dtype=torch.float64))
+
+    @property
+    def scale(self) -> float:
+        """Current estimate of (noise variance) / (the given model's variance)."""
+        return float(self.residual_mean / self.freedom_mean.clamp_min(1e-12))
+
+    def noise_estimate(self) -> NoiseModel:
+        """The noise model at the current estimated level."""
+        return self.noise.scaled(self.scale)
+
+    @torch.no_grad()
+    def update(
+        self,
+        y: torch.Tensor,
+        x1: torch.Tensor,
+        reconstruct: Reconstruct,
+        physics: nn.Module,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Fold one batch's residual and residual degrees of freedom into the running means."""
+        variance = self.noise.variance(y)
+        total = variance.sum()
+        if total <= 0:
+            return
+        h = physics.A(x1.detach())
+        measure = lambda y_: physics.A(reconstruct(y_))  # noqa: E731
+        tau = probe_step(y, self.tau)
+        residual, freedom = residual_level_terms(
+            y, h, variance, measure, tau, self.power, generator
+        )
+        for mean, value in ((self.residual_mean, residual), (self.freedom_mean, freedom)):
+            mean.mul_(self.momentum).add_((1 - self.momentum) * (value / total).to(mean.dtype))
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        x1: torch.Tensor,
+        reconstruct: Reconstruct,
+        physics: nn.Module,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if self.training:
+            self.update(y, x1, reconstruct, physics, generator)
+        return super().forward(y, x1, reconstruct, physics, generator)

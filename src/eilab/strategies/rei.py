@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from eilab.groups.base import Group
-from eilab.losses import EILoss, SURELoss, UNSURELoss
+from eilab.losses import EILoss, SURELoss, UnknownNoiseSURELoss
 from eilab.losses.sure import check_noise
 from eilab.strategies.base import ReconstructionModule
 
@@ -19,8 +19,11 @@ class REI(ReconstructionModule):
     the noise before the equivariance check. The noise model is the physics' own
     (``physics.noise``): REI refuses physics without one. With ``unknown_noise`` the model
     gives only the noise type and a first guess of its level (× ``noise_init_scale``):
-    UNSURE learns the level by ascent, with its own Adam step ``noise_lr`` (default: lr), and
-    REQ re-applies noise at the current estimate. Never sees ground truth.
+    :class:`~eilab.losses.UnknownNoiseSURELoss` estimates the level from each training batch's
+    residual and its degrees of freedom (running means with ``noise_momentum``), and SURE and
+    REQ use the current estimate. It replaced UNSURE's learned Lagrange multiplier, which sits
+    at a harmonic mean of signal-plus-noise variances, 2× the true level and more on these
+    tasks (experiments/rei/unsure/README.md). Never sees ground truth.
     """
 
     def __init__(
@@ -32,7 +35,7 @@ class REI(ReconstructionModule):
         n_trans: int = 1,
         unknown_noise: bool = False,
         noise_init_scale: float = 1.0,
-        noise_lr: float | None = None,
+        noise_momentum: float = 0.99,
         tau: float | None = None,
         **optim,
     ) -> None:
@@ -44,15 +47,16 @@ class REI(ReconstructionModule):
         self.alpha = alpha
         if self.fast_step and unknown_noise:
             raise ValueError(
-                "REI: fast_step is not available with unknown_noise=true: the learned noise "
+                "REI: fast_step is not available with unknown_noise=true: the estimated noise "
                 "level is read back to the host at every step (the noise model takes a float), "
                 "which a CUDA graph cannot replay; set fast_step=false"
             )
         self.unknown_noise = unknown_noise
         self.sure_loss = (
-            UNSURELoss(noise, noise_init_scale, tau) if unknown_noise else SURELoss(noise, tau)
+            UnknownNoiseSURELoss(noise, noise_init_scale, tau, noise_momentum)
+            if unknown_noise
+            else SURELoss(noise, tau)
         )
-        self.noise_lr = self.lr if noise_lr is None else noise_lr
 
     def training_losses(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
         x1 = self(y)
@@ -66,13 +70,5 @@ class REI(ReconstructionModule):
             "loss_mc": self.mc_loss(x1.detach(), y, self.physics),
         }
         if self.unknown_noise:
-            losses["noise_scale"] = self.sure_loss.log_scale.detach().exp()
+            losses["noise_scale"] = torch.tensor(self.sure_loss.scale, device=y.device)
         return losses
-
-    def parameter_groups(self) -> list[dict]:
-        """The reconstructor, and with unknown noise UNSURE's level at its own step size."""
-        groups = super().parameter_groups()
-        if self.unknown_noise:
-            level = list(self.sure_loss.parameters())
-            groups.append({"params": level, "lr": self.noise_lr, "weight_decay": 0.0})
-        return groups
