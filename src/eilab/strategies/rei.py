@@ -36,6 +36,7 @@ class REI(ReconstructionModule):
         unknown_noise: bool = False,
         noise_init_scale: float = 1.0,
         noise_momentum: float = 0.99,
+        noise_power: int = 1,
         tau: float | None = None,
         **optim,
     ) -> None:
@@ -53,7 +54,7 @@ class REI(ReconstructionModule):
             )
         self.unknown_noise = unknown_noise
         self.sure_loss = (
-            UnknownNoiseSURELoss(noise, noise_init_scale, tau, noise_momentum)
+            UnknownNoiseSURELoss(noise, noise_init_scale, tau, noise_momentum, noise_power)
             if unknown_noise
             else SURELoss(noise, tau)
         )
