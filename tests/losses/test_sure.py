@@ -139,9 +139,11 @@ def test_an_unknown_level_refuses_a_nonpositive_first_guess(loss):
         loss(GaussianNoise(0.1), init_scale=0.0)
 
 
-def test_the_estimated_level_refuses_a_momentum_outside_0_1():
+def test_the_estimated_level_refuses_a_bad_momentum_or_power():
     with pytest.raises(ValueError, match="momentum"):
         UnknownNoiseSURELoss(GaussianNoise(0.1), momentum=1.0)
+    with pytest.raises(ValueError, match="power"):
+        UnknownNoiseSURELoss(GaussianNoise(0.1), power=0)
 
 
 class _Identity(nn.Module):
@@ -232,12 +234,12 @@ def train_level(loss, m: int, k: int, sigma: float, steps: int = 1000) -> list[f
     return estimates
 
 
-@pytest.mark.parametrize("init_scale", [4.0, 0.25])
-def test_the_estimated_level_converges_where_the_signal_fills_half_the_space(init_scale):
+@pytest.mark.parametrize(("init_scale", "power"), [(4.0, 1), (0.25, 1), (4.0, 2)])
+def test_the_estimated_level_converges_where_the_signal_fills_half_the_space(init_scale, power):
     # k = m/2: UNSURE's saddle point is m / (k/(σ² + 1) + (m − k)/σ²) = 1.98σ² (see above);
     # the residual over its degrees of freedom is Σ 1/(σ² + λ) / Σ 1/(σ² + λ)² = 1.010σ².
     m, k, sigma = 64, 32, 0.1
-    loss = UnknownNoiseSURELoss(GaussianNoise(sigma), init_scale=init_scale)
+    loss = UnknownNoiseSURELoss(GaussianNoise(sigma), init_scale=init_scale, power=power)
     estimates = train_level(loss, m, k, sigma)
     assert sum(estimates[500:]) / 500 == pytest.approx(sigma**2, rel=0.1)
     assert estimates[-1] == pytest.approx(sigma**2, rel=0.1)

@@ -203,6 +203,10 @@ class UNSURELoss(SURELoss):
     −(s/m) Σ v_i(y) with s detached (it moves neither f nor s): the SURE at the estimated
     level. The Poisson–Gaussian second-derivative term is left out: its weight γσ² grows as s²,
     which would tie the constraint to s itself.
+
+    The saddle point's level is not the noise level unless the signal fills a vanishing share
+    of the measurement space (it is a harmonic mean, see :class:`UnknownNoiseSURELoss`, which
+    REI uses): measured 2.25× the true variance on the CS task at σ = 0.2, 1.76× on CT.
     """
 
     def __init__(
@@ -285,28 +289,32 @@ class UnknownNoiseSURELoss(SURELoss):
     The noise variance is s × the given model's v(y) (``noise`` fixes the type and the first
     guess ``init_scale``). The level is the residual variance per residual degree of freedom,
 
-        s = ‖y − h(y)‖² / E_b ‖(I − J)V^{1/2} b‖²,   h = A f,  J = ∂h/∂y,  V = diag v(y),
+        s = ‖(I − J)^(q−1)(y − h(y))‖² / E_b ‖(I − J)^q V^{1/2} b‖²,
+        h = A f,  J = ∂h/∂y,  V = diag v(y),  q = ``power``,
 
-    the classical noise estimate of a linear smoother (residual sum of squares over
+    for q = 1 the classical noise estimate of a linear smoother (residual sum of squares over
     tr((I − H)V(I − H)ᵀ)), read with the network's Jacobian. It is exact when h keeps the
     signal, ‖(I − J)A x‖ ≪ the noise, whatever the share of the measurement space the signal
     fills: the SURE-trained network passes the well-measured directions and removes the noise
-    in the others, and the noise left in the residual is counted by the trace.
+    in the others, and the trace counts the noise left in the residual. Signal that the network
+    fails to keep is counted as noise, so an imperfect network overestimates; a higher q weighs
+    the directions the network removes outright (noise) above those it only shrinks (where the
+    lost signal is), at the cost of 2q − 1 extra forward passes per training step instead of 1.
 
     Why not UNSURE's saddle point (:class:`UNSURELoss`): its level solves E Σ_i v_i ∂h_i/∂y_i
     = 0, which for signal variances λ_j along the directions of y gives the harmonic mean
     s = m / Σ_j 1/(σ² + λ_j) ≥ σ², i.e. σ² / (1 − k/m) when a signal fills k of the m
-    directions well above the noise: 2σ² at k = m/2, the regime of photographs measured at
-    CPU scale (see experiments/rei/unsure/README.md for the measured values).
+    directions well above the noise (2σ² at k = m/2), where q = 1 gives Σ 1/(σ² + λ) /
+    Σ 1/(σ² + λ)²: 1.01σ² at k = m/2 and σ = 0.1λ^½. Measured values on the toy and on the
+    study's tasks, including where neither reaches the true level: experiments/rei/unsure/.
 
     The estimate is a statistic, not a trained parameter: each training batch (the module in
-    training mode) updates, without gradient, running means with ``momentum`` of the residual
-    and of the residual degrees of freedom, both per unit of Σ v(y); s is their ratio. They
-    start at the first guess with one batch's worth of full residual freedom (ratio
-    ``init_scale``, freedom 1), which the data outweigh once the network removes noise: a
-    network that passes y unchanged (h = y, as at initialisation) has no residual freedom and
-    moves nothing. The value returned is SURE at the current s; the running means are buffers,
-    so checkpoints keep the estimate.
+    training mode) updates, without gradient, running means with ``momentum`` of the two
+    terms, both per unit of Σ v(y); s is their ratio. They start at the first guess with one
+    batch's worth of full residual freedom (ratio ``init_scale``, freedom 1), which the data
+    outweigh once the network removes noise: a network that passes y unchanged (h = y, as at
+    initialisation) has no residual freedom and moves nothing. The value returned is SURE at
+    the current s; the running means are buffers, so checkpoints keep the estimate.
     """
 
     def __init__(

@@ -4,8 +4,8 @@ Every model draws with an optional ``torch.Generator`` (seeded simulation) and t
 losses what they need: ``variance(y)``, an estimate from the noisy measurement itself of each
 entry's noise variance whose mean is the true variance, and ``second_order_weight``, the weight
 of SURE's second-derivative term (non-zero only for Poisson–Gaussian noise). ``scaled(s)`` is
-the same model with every variance multiplied by ``s``: UNSURE learns ``s`` when the level is
-unknown.
+the same model with every variance multiplied by ``s``: the unknown-level SURE losses estimate
+``s`` when the level is unknown.
 
 A draw is differentiable as additive noise: when ``y`` requires grad, ``forward`` returns
 ``y + (draw - y).detach()``, so gradients reach ``y`` unchanged for every model (REQ re-applies
