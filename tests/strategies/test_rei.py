@@ -97,6 +97,13 @@ def test_unknown_noise_level_moves_in_training_and_is_logged(noisy_inpainting_pr
     assert torch.isfinite(trainer.callback_metrics["train/noise_scale"])  # the epoch's mean
 
 
+def test_rei_refuses_a_noise_lr_and_builds_from_an_older_config(noisy_inpainting_problem):
+    physics = noisy_inpainting_problem[0]
+    with pytest.raises(ValueError, match="noise_momentum"):
+        rei(physics, unknown_noise=True, noise_lr=0.01)
+    assert rei(physics, noise_lr=None).sure_loss.noise is physics.noise
+
+
 def test_rei_estimates_an_unknown_noise_level_within_10_percent():
     # Compressed sensing (m = 32 of n = 64) of signals on a random 16-dimensional subspace:
     # they fill half the measurement space, where UNSURE's saddle point sits at about twice

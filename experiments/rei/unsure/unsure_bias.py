@@ -138,7 +138,6 @@ def checkpoint_row(run_dir: Path) -> str:
     residual estimate for each power q (× the true level) and UNSURE's constraint."""
     cfg = load_config(run_dir)
     cfg.check_identifiability = False
-    cfg.strategy.pop("noise_lr", None)  # saved by runs before the residual estimate
     module, datamodule = build(cfg)
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")["state_dict"]
     prefix = "reconstructor."

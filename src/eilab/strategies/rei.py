@@ -20,10 +20,12 @@ class REI(ReconstructionModule):
     (``physics.noise``): REI refuses physics without one. With ``unknown_noise`` the model
     gives only the noise type and a first guess of its level (× ``noise_init_scale``):
     :class:`~eilab.losses.UnknownNoiseSURELoss` estimates the level from each training batch's
-    residual and its degrees of freedom (running means with ``noise_momentum``), and SURE and
-    REQ use the current estimate. It replaced UNSURE's learned Lagrange multiplier, which sits
-    at a harmonic mean of signal-plus-noise variances, 2× the true level and more on these
-    tasks (experiments/rei/unsure/README.md). Never sees ground truth.
+    residual and its degrees of freedom (running means with ``noise_momentum``, residual map
+    to the power ``noise_power``), and SURE and REQ use the current estimate. It replaced
+    UNSURE's learned Lagrange multiplier, which sits at a harmonic mean of signal-plus-noise
+    variances, 1.8-2.3× the true level on these tasks (experiments/rei/unsure/README.md).
+    ``noise_lr``, that multiplier's step, is accepted only as null, the value every run saved
+    before the change holds, so their configs still build. Never sees ground truth.
     """
 
     def __init__(
@@ -38,9 +40,15 @@ class REI(ReconstructionModule):
         noise_momentum: float = 0.99,
         noise_power: int = 1,
         tau: float | None = None,
+        noise_lr: None = None,
         **optim,
     ) -> None:
         noise = check_noise(getattr(physics, "noise", None), "REI")
+        if noise_lr is not None:
+            raise ValueError(
+                "REI: noise_lr is gone: the unknown noise level is estimated, not learned by a "
+                "step; set noise_momentum (running means of the estimate) instead"
+            )
         super().__init__(physics, network, **optim)
         if alpha < 0:
             raise ValueError(f"REI: alpha must be >= 0, got {alpha}")
