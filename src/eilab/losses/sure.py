@@ -71,13 +71,19 @@ def check_tau(tau: float | None, owner: str) -> float | None:
     return tau
 
 
+def _rms(w: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square of each measurement of the batch, broadcastable against it."""
+    shape = (len(w),) + (1,) * (w.dim() - 1)
+    rms = w.flatten(1).pow(2).mean(1).sqrt().clamp_min(torch.finfo(w.dtype).eps)
+    return rms.view(shape)
+
+
 def probe_step(y: torch.Tensor, tau: float | None) -> torch.Tensor:
     """Per-measurement finite-difference step: ``tau``, or TAU_SCALE × RMS(y_i)."""
-    shape = (len(y),) + (1,) * (y.dim() - 1)
     if tau is not None:
+        shape = (len(y),) + (1,) * (y.dim() - 1)
         return torch.full(shape, tau, device=y.device, dtype=y.dtype)
-    rms = y.detach().flatten(1).pow(2).mean(1).sqrt().clamp_min(torch.finfo(y.dtype).eps)
-    return (TAU_SCALE * rms).view(shape)
+    return TAU_SCALE * _rms(y.detach())
 
 
 def _rademacher(y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -241,13 +247,6 @@ class UNSURELoss(SURELoss):
         offset = scale.detach() * terms.variance
         total = terms.residual - offset + 2 * _Ascend.apply(scale) * terms.divergence
         return total / y.numel()
-
-
-def _rms(w: torch.Tensor) -> torch.Tensor:
-    """Root-mean-square of each measurement of the batch, broadcastable against it."""
-    shape = (len(w),) + (1,) * (w.dim() - 1)
-    rms = w.flatten(1).pow(2).mean(1).sqrt().clamp_min(torch.finfo(w.dtype).eps)
-    return rms.view(shape)
 
 
 def residual_map(
