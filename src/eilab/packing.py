@@ -10,8 +10,9 @@ directory) is put back as that job left it, so each job computes and writes what
 alone. Each job stays an ordinary run: its own directory, metrics, checkpoints and loggers.
 
 Only jobs that differ in per-run values (``PACKABLE_KEYS``: α, the seeds, the optimiser's
-rates, REI's τ and noise step) are packed; a sweep over strategies, physics, image sizes or
-n_trans is refused, naming the key, since its jobs do different work at different costs.
+rates, REI's τ and noise-level settings) are packed; a sweep over strategies, physics, image
+sizes or n_trans is refused, naming the key, since its jobs do different work at different
+costs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ PACKABLE_KEYS = frozenset(
         "optim.gamma",
         "optim.milestones",
         "strategy.tau",
-        "strategy.noise_lr",
+        "strategy.noise_momentum",
         "strategy.noise_init_scale",
     }
 )
