@@ -1,6 +1,8 @@
 """REI on noisy measurements, and the ground-truth-free validation every self-supervised
 strategy logs for model selection."""
 
+import math
+
 import pytest
 import torch
 from hydra import compose, initialize_config_module
@@ -144,13 +146,14 @@ def test_validation_logs_ground_truth_free_losses_with_the_same_draws(
     physics, _, val_set = noisy_inpainting_problem
     torch.manual_seed(0)
     if strategy == "mc":
-        module = MC(physics, small_net())
+        module = MC(physics, small_net(), group=Shift())
     elif strategy == "ei":
         module = EI(physics, small_net(), Shift(), n_trans=2)
     else:
         module = rei(physics)
     first, second = validate(module, val_set), validate(module, val_set)
-    assert {"val/loss", "val/loss_mc", "val/sure", "val/psnr"} <= set(first)
+    assert {"val/loss", "val/loss_mc", "val/sure", "val/equiv", "val/sure_equiv"} <= set(first)
+    assert first["val/sure_equiv"] == pytest.approx((first["val/sure"] * first["val/equiv"]) ** 0.5)
     if strategy != "mc":
         assert "val/loss_ei" in first
     assert first == second
@@ -162,6 +165,42 @@ def test_validation_logs_ground_truth_free_losses_with_the_same_draws(
     with torch.no_grad():
         module.ground_truth_free_losses(y, module(y), batch_idx=0)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("strategy", ["mc", "ei", "rei"])
+def test_ground_truth_free_criteria_are_computed_without_ground_truth(
+    strategy, noisy_inpainting_problem
+):
+    """NaN ground truth poisons the PSNR, and none of the criteria a user selects with."""
+    physics, _, val_set = noisy_inpainting_problem
+    poisoned = MeasurementDataset(val_set.images, physics, seed=1)
+    poisoned.images = torch.full_like(poisoned.images, float("nan"))
+    torch.manual_seed(0)
+    group = Shift()
+    module = {
+        "mc": lambda: MC(physics, small_net(), group=group),
+        "ei": lambda: EI(physics, small_net(), group),
+        "rei": lambda: rei(physics),
+    }[strategy]()
+    results = validate(module, poisoned)
+    assert math.isnan(results["val/psnr"])
+    for key in ("val/sure", "val/equiv", "val/sure_equiv"):
+        assert math.isfinite(results[key]) and results[key] > 0, key
+
+
+def test_val_equiv_sees_what_f_puts_in_the_null_space(inpainting_problem):
+    """Two reconstructors that agree on the measured pixels and differ only on the dropped
+    ones (the null space of A) have the same val/sure but not the same val/equiv."""
+    physics, _, val_set = inpainting_problem
+    module = MC(physics, small_net(), group=Shift())
+    y = val_set.measurements[:4]
+    with torch.no_grad():
+        x_hat = module(y)
+        keep_measured = module.ground_truth_free_losses(y, x_hat, 0)
+        blind = 1 - physics.mask
+        altered = module.ground_truth_free_losses(y, x_hat + blind, 0)
+    assert altered["sure"] == pytest.approx(keep_measured["sure"])
+    assert altered["equiv"] > 2 * keep_measured["equiv"]
 
 
 def test_on_noiseless_data_val_sure_is_the_mc_loss(inpainting_problem):

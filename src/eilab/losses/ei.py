@@ -23,8 +23,8 @@ class EILoss(nn.Module):
     B·n_trans images, drawn on x1's device (a ``generator``, if given, must be there; on CUDA
     the draw needs no copy from the host). As in the paper's code, x2 is not detached:
     gradients flow through both x2 (into x1) and x3. With a ``noise`` model, x3 =
-    f(noise(A x2)) (REQ); the noise is drawn from the global random state, and its gradient
-    passes as for additive noise.
+    f(noise(A x2)) (REQ); the noise is drawn from ``generator`` (else the global random state),
+    and its gradient passes as for additive noise.
     """
 
     def __init__(self, group: Group, n_trans: int = 1) -> None:
@@ -55,7 +55,7 @@ class EILoss(nn.Module):
         params = draw(candidates, len(x1) * self.n_trans, generator)
         x2 = self.group.apply(x1.repeat(self.n_trans, 1, 1, 1), params)
         measured = physics.A(x2)
-        x3 = reconstruct(measured if noise is None else noise(measured))
+        x3 = reconstruct(measured if noise is None else noise(measured, generator))
         return x2, x3
 
     def forward(

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
 from eilab.captured_step import CapturedStep
-from eilab.losses import MCLoss, SURELoss
+from eilab.groups.base import Group
+from eilab.losses import EILoss, MCLoss, SURELoss
 from eilab.metrics import image_metrics
 from eilab.models.reconstructor import Reconstructor
 
@@ -17,6 +20,8 @@ from eilab.models.reconstructor import Reconstructor
 #: ground-truth-free validation losses: the same draws at every validation, so that the values
 #: of two epochs (or two runs) differ only because the network did.
 VALIDATION_SEED = 0
+#: Group elements drawn per validation image for the ``equiv`` criterion.
+VALIDATION_TRANSFORMS = 4
 SELECTION_MODES = ("min", "max")
 
 
@@ -31,7 +36,13 @@ class ReconstructionModule(L.LightningModule):
     Self-supervised strategies also log ground-truth-free losses on the held-out measurements:
     their training losses (``loss``, ``loss_mc``, ``loss_ei``, ...) and ``sure``, the SURE of
     the measurement-domain error under the physics' noise model (the MC loss when there is no
-    noise), all with seeded random draws (VALIDATION_SEED). ``selection_metric`` and
+    noise), all with seeded random draws (VALIDATION_SEED). Given a ``group``, they also log
+    ``equiv``, an image-domain criterion that sees the null space of A: the error with which f
+    reconstructs its own transformed outputs from their re-simulated measurements,
+    ‖f(noise(A T_g f(y))) − T_g f(y)‖² (see :meth:`equivariance_error`), and ``sure_equiv``,
+    the geometric mean √(sure · equiv) of their validation means, a combination free of
+    either term's units (a ranking by it does not change when either is rescaled).
+    ``selection_metric`` and
     ``selection_mode`` name the logged value that selects a model (best checkpoint, early
     stopping, sweeps): by default ``val/sure`` (min) for self-supervised strategies, which a
     user without ground truth can compute, and ``val/psnr`` (max) for those that use it.
@@ -63,6 +74,7 @@ class ReconstructionModule(L.LightningModule):
         selection_metric: str | None = None,
         selection_mode: str | None = None,
         fast_step: bool = False,
+        group: Group | None = None,
     ) -> None:
         super().__init__()
         self.fast_step = fast_step
@@ -73,6 +85,12 @@ class ReconstructionModule(L.LightningModule):
         self.mc_loss = MCLoss()
         noise = getattr(physics, "noise", None)
         self.sure_loss = None if self.uses_ground_truth or noise is None else SURELoss(noise)
+        self.equivariance_check = (
+            None
+            if self.uses_ground_truth or group is None
+            else EILoss(group, VALIDATION_TRANSFORMS)
+        )
+        self.criterion_means = nn.ModuleDict({"sure": MeanMetric(), "equiv": MeanMetric()})
         default = ("val/psnr", "max") if self.uses_ground_truth else ("val/sure", "min")
         self.selection_metric = selection_metric or default[0]
         self.selection_mode = selection_mode or default[1]
@@ -182,6 +200,9 @@ class ReconstructionModule(L.LightningModule):
         losses = {} if stage == "train_eval" else self.measurement_losses(y, x_hat, batch_idx)
         for name, value in losses.items():
             self.log(f"{stage}/{name}", value, **log_options)
+        if stage == "val" and "equiv" in losses:
+            for name, mean in self.criterion_means.items():
+                mean.update(losses[name], len(y))
         self.log_dict(model_metrics, prog_bar=stage != "train_eval", **log_options)
         self.log_dict(baseline_metrics, **log_options)
 
@@ -197,7 +218,8 @@ class ReconstructionModule(L.LightningModule):
     def ground_truth_free_losses(
         self, y: torch.Tensor, x_hat: torch.Tensor, batch_idx: int
     ) -> dict[str, torch.Tensor]:
-        """The training losses on held-out measurements, plus ``sure`` if they lack it.
+        """The training losses on held-out measurements, plus ``sure`` if they lack it, and
+        ``equiv`` with a group.
 
         Their random draws come from VALIDATION_SEED + batch_idx, in a forked random state:
         the training's own random sequence is left as it was.
@@ -212,7 +234,37 @@ class ReconstructionModule(L.LightningModule):
                     if self.sure_loss is None
                     else self.sure_loss(y, x_hat, self.reconstructor, self.physics)
                 )
+        if self.equivariance_check is not None:
+            losses["equiv"] = self.equivariance_error(x_hat, batch_idx)
         return losses
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/sure_equiv`` = √(mean sure · mean equiv) over the validation set."""
+        if self.equivariance_check is None or not self.criterion_means["sure"].update_called:
+            return
+        sure, equiv = (mean.compute() for mean in self.criterion_means.values())
+        self.log("val/sure_equiv", (sure * equiv).sqrt())
+        for mean in self.criterion_means.values():
+            mean.reset()
+
+    def equivariance_error(self, x_hat: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """‖f(noise(A T_g x̂)) − T_g x̂‖² for the reconstructions x̂ = f(y) of a validation batch.
+
+        If f(y) is close to x, T_g f(y) is another plausible image (the data are invariant to
+        the group) with a known answer, and this is f's error on it in the image domain, null
+        space included, which no measurement-domain criterion sees. The physics' noise is
+        re-applied, as REQ does, so f is scored on measurements that look like the real ones.
+        The group elements and the noise come from their own generator, seeded with
+        VALIDATION_SEED + batch_idx: every strategy and every run is scored on the same draws.
+        It rewards an f whose outputs are easy to reconstruct (over-smoothed ones): it is meant
+        beside ``sure``, which penalises them.
+        """
+        generator = torch.Generator(x_hat.device).manual_seed(VALIDATION_SEED + batch_idx)
+        noise = getattr(self.physics, "noise", None)
+        x2, x3 = self.equivariance_check.transformed_pair(
+            x_hat, self.reconstructor, self.physics, generator, noise
+        )
+        return F.mse_loss(x3, x2)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the random state, so a resumed run draws the same batches and group elements."""

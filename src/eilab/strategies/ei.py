@@ -22,7 +22,7 @@ class EI(ReconstructionModule):
         n_trans: int = 1,
         **optim,
     ) -> None:
-        super().__init__(physics, network, **optim)
+        super().__init__(physics, network, group=group, **optim)
         if alpha < 0:
             raise ValueError(f"{type(self).__name__}: alpha must be >= 0, got {alpha}")
         self.ei_loss = EILoss(group, n_trans)

@@ -49,7 +49,7 @@ class REI(ReconstructionModule):
                 "REI: noise_lr is gone: the unknown noise level is estimated, not learned by a "
                 "step; set noise_momentum (running means of the estimate) instead"
             )
-        super().__init__(physics, network, **optim)
+        super().__init__(physics, network, group=group, **optim)
         if alpha < 0:
             raise ValueError(f"REI: alpha must be >= 0, got {alpha}")
         self.ei_loss = EILoss(group, n_trans)
