@@ -201,3 +201,28 @@ def test_runs_are_named_by_the_overrides_that_differ_between_them(tmp_path, caps
     assert "| ei/ct/rotate | 25.00 |" in capsys.readouterr().out
     main([str(tmp_path / "runs"), "--out", str(tmp_path / "sw"), "--sweep", "equivariance.alpha"])
     assert "| ei/ct/rotate seed=1 | 10 |" in capsys.readouterr().out
+
+
+def test_a_sweep_is_ranked_by_every_ground_truth_free_criterion_logged(tmp_path, capsys):
+    """val/sure prefers the smallest α here, val/sure_equiv the best one: both are reported,
+    each with the α it selects and the dB it loses."""
+    for alpha, psnr, sure, combined in (
+        (1, 24.0, 0.1, 0.3),
+        (10, 27.0, 0.2, 0.1),
+        (100, 25.0, 0.3, 0.2),
+    ):
+        run = fake_run(
+            tmp_path / "runs" / str(alpha),
+            overrides=[f"equivariance.alpha={alpha}"],
+            equivariance={"alpha": alpha},
+        )
+        (run / "metrics.json").write_text(json.dumps({"test/psnr": psnr}))
+        log = f"epoch,val/psnr,val/sure,val/sure_equiv\n0,{psnr},{sure},{combined}\n"
+        (run / "logs" / "metrics.csv").write_text(log)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "sw"), "--sweep", "equivariance.alpha"])
+    text = capsys.readouterr().out
+    assert "Spearman ρ(−val/sure, test PSNR) = -0.50 over 3 values" in text
+    assert "selects equivariance.alpha = 1 (24.00 dB)" in text and "3.00 dB lost" in text
+    assert "Spearman ρ(−val/sure_equiv, test PSNR) = 1.00 over 3 values" in text
+    assert "selects equivariance.alpha = 10 (27.00 dB)" in text and "0.00 dB lost" in text
+    assert "val/equiv" not in text  # not logged: not reported

@@ -10,8 +10,9 @@ ground-truth-free validation criterion, wall time, epochs, steps) and ``curves.p
 (validation PSNR per epoch). Each run is named by its strategy/physics/group, and by the
 overrides (``.hydra/overrides.yaml``) whose values differ between the runs reported, such as
 ``equivariance.alpha=10`` in an α sweep. With ``--sweep KEY`` it also writes ``sweep.png``
-and a section saying how the ground-truth-free criterion ranks the swept values against test
-PSNR (Spearman's ρ; a user without ground truth can only select by the criterion).
+and a section saying how each ground-truth-free criterion the runs logged (GROUND_TRUTH_FREE, or
+those named by ``--criterion``) ranks the swept values against test PSNR (Spearman's ρ) and how
+many dB selecting by it loses (a user without ground truth can only select by a criterion).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from eilab.runconfig import RunConfigError, check_yaml, inert, load_yaml
 #: Ground-truth-free validation criteria, preferred in this order when not named (lower is
 #: better): the SURE estimate of the measurement error, then measurement consistency.
 CRITERIA = ("val/sure", "val/loss_mc")
+#: Every ground-truth-free validation criterion the strategies log (eilab.strategies.base):
+#: measurement-domain (sure, loss_mc), image-domain (equiv) and their combination (sure_equiv).
+GROUND_TRUTH_FREE = ("val/sure", "val/equiv", "val/sure_equiv", "val/loss_mc")
 #: Config groups every run's label names (so overrides of them never need to).
 LABELLED = ("strategy", "physics", "group", "experiment")
 
@@ -212,6 +216,11 @@ def criterion_of(run: Run, name: str | None) -> str | None:
     return next((key for key in CRITERIA if run.last(key) is not None), None)
 
 
+def criterion_values(run: Run, criterion: str | None) -> dict:
+    """A row's criterion columns: its name and its last validation value (None, None)."""
+    return {"criterion": criterion, "criterion_value": run.last(criterion) if criterion else None}
+
+
 def summary_row(run: Run, criterion: str | None, keys: Iterable[str]) -> dict:
     """One table row: who the run is, its test metrics and its ground-truth-free criterion."""
     chosen = criterion_of(run, criterion)
@@ -222,8 +231,7 @@ def summary_row(run: Run, criterion: str | None, keys: Iterable[str]) -> dict:
         "test_ssim": run.test.get("test/ssim"),
         "adagger_psnr": run.test.get("test/psnr_adagger"),
         "val_psnr": run.last("val/psnr"),
-        "criterion": chosen,
-        "criterion_value": run.last(chosen) if chosen else None,
+        **criterion_values(run, chosen),
         "wall_s": run.wall_s,
         "epochs": run.epochs,
         "steps": run.steps,
@@ -287,25 +295,39 @@ def rank_agreement(rows: list[dict]) -> dict | None:
     }
 
 
-def sweep_section(rows: list[dict], key: str) -> str:
-    """Per group of runs that differ only in ``key``: the criterion's ranking against PSNR."""
+def logged_criteria(runs: list[Run]) -> list[str]:
+    """The ground-truth-free criteria (GROUND_TRUTH_FREE) that some run logged on validation."""
+    return [key for key in GROUND_TRUTH_FREE if any(run.last(key) is not None for run in runs)]
+
+
+def sweep_section(rows_by_criterion: dict[str, list[dict]], key: str) -> str:
+    """Per criterion and group of runs that differ only in ``key``: the criterion's ranking
+    against test PSNR and the dB selecting by it loses."""
     lines = [f"## Sweep over {key}", ""]
+    for criterion, rows in rows_by_criterion.items():
+        lines.extend(criterion_lines(rows, key, criterion))
+    return "\n".join(lines)
+
+
+def criterion_lines(rows: list[dict], key: str, criterion: str) -> list[str]:
+    """One line per group of runs: how ``criterion`` ranks and selects ``key``."""
+    lines = []
     for label in dict.fromkeys(row["run"] for row in rows):
         group = sorted((r for r in rows if r["run"] == label), key=lambda r: r[key])
         agreement = rank_agreement(group)
         if agreement is None:
-            lines.append(f"- {label}: fewer than 3 runs with a ground-truth-free criterion")
+            lines.append(f"- {label}: fewer than 3 runs that logged {criterion}")
             continue
         selected, best = agreement["selected"], agreement["best"]
         lines.append(
-            f"- {label}: Spearman ρ(−{selected['criterion']}, test PSNR) = "
+            f"- {label}: Spearman ρ(−{criterion}, test PSNR) = "
             f"{agreement['rho']:.2f} over {agreement['n']} values; the criterion selects "
             f"{key} = {shown(selected[key])} ({selected['test_psnr']:.2f} dB), the best by test "
             f"PSNR is {key} = {shown(best[key])} ({best['test_psnr']:.2f} dB): "
             f"{best['test_psnr'] - selected['test_psnr']:.2f} dB lost by selecting without "
             "ground truth."
         )
-    return "\n".join(lines)
+    return lines
 
 
 def save_sweep_plot(rows: list[dict], key: str, path: Path) -> None:
@@ -369,9 +391,12 @@ def read_runs(run_dirs: list[Path]) -> tuple[list[Run], list[str]]:
 
 
 def report(
-    paths: list[Path], out: Path, sweep: str | None = None, criterion: str | None = None
+    paths: list[Path], out: Path, sweep: str | None = None, criteria: list[str] | None = None
 ) -> str:
-    """Read every finished run under ``paths``, write the report files into ``out``."""
+    """Read every finished run under ``paths``, write the report files into ``out``.
+
+    The table shows the first of ``criteria`` (default: the first of CRITERIA a run logged);
+    the sweep section ranks by each of them (default: every criterion the runs logged)."""
     run_dirs = find_run_dirs(paths)
     runs, unreadable = read_runs(run_dirs)
     if not runs:
@@ -380,6 +405,7 @@ def report(
     differs = differing(runs, leave_out=keys)
     for run in runs:
         run.differs = differs
+    criterion = criteria[0] if criteria else None
     rows = [summary_row(run, criterion, keys) for run in runs]
     if sweep:
         missing = [row["run_dir"] for row in rows if row[sweep] is None]
@@ -402,7 +428,12 @@ def report(
     write_csv(out / "runs.csv", rows)
     save_curves(runs, out / "curves.png")
     if sweep:
-        sections.append(sweep_section(rows, sweep))
+        run_of = {str(run.run_dir): run for run in runs}
+        by_criterion = {
+            name: [{**row, **criterion_values(run_of[row["run_dir"]], name)} for row in rows]
+            for name in criteria or logged_criteria(runs)
+        }
+        sections.append(sweep_section(by_criterion, sweep))
         save_sweep_plot(rows, sweep, out / "sweep.png")
     text = "\n\n".join(sections) + "\n"
     (out / "runs.md").write_text(text)
@@ -415,7 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/report"))
     parser.add_argument("--sweep", help="config key that was swept, e.g. equivariance.alpha")
     parser.add_argument(
-        "--criterion", help=f"logged ground-truth-free metric (default: first of {CRITERIA})"
+        "--criterion",
+        nargs="+",
+        help=f"logged ground-truth-free metrics; the table shows the first (default: first of "
+        f"{CRITERIA}), a sweep ranks by each (default: every one of {GROUND_TRUTH_FREE} logged)",
     )
     args = parser.parse_args(argv)
     print(report(args.paths, args.out, args.sweep, args.criterion))
