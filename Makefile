@@ -68,7 +68,7 @@ demo: install data ## Train MC, EI and Sup on real CT and photographs; print the
 
 reproduce: install data ## Table 1 and Fig. 3, then the noisy-measurement study, at CPU scale
 	$(BIN)/python -m eilab.reproduce --publish experiments/table1
-	$(BIN)/python -m eilab.reproduce_rei --tasks ct inpainting_0.1 cs_0.2 --publish experiments/rei
+	$(BIN)/python -m eilab.reproduce_rei --tasks ct ct64 inpainting_0.1 cs_0.2 --publish experiments/rei
 
 # One GPU window at a time: make reproduce-gpu STRATEGIES=ei MAX_MINUTES=12 ARGS=fast_step=true
 STRATEGIES ?= mc ei ei_adv sup ei_sup

@@ -72,7 +72,7 @@ def test_rei_targets_are_checked_with_their_measured_values():
 
 def test_fast_rei_study_trains_every_strategy_on_the_same_noisy_tasks(tmp_path):
     out = reproduce_rei.main(
-        ["--fast", "--jobs", "1", "--out", str(tmp_path), "--tasks", "ct", "cs_0.2"]
+        ["--fast", "--jobs", "1", "--out", str(tmp_path), "--tasks", "ct", "ct64", "cs_0.2"]
     )
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -80,5 +80,6 @@ def test_fast_rei_study_trains_every_strategy_on_the_same_noisy_tasks(tmp_path):
     assert methods == ["A†y", "MC", "EI", "REI", "REI (unknown noise)", "Sup"]
     report = (out / "results.md").read_text()
     assert "TransmissionNoise" in report and "GaussianNoise(sigma=0.2)" in report
-    assert report.count("REI − EI = ") == 2
-    assert (out / "ct.png").stat().st_size > 0
+    assert report.count("REI − EI = ") == 3
+    assert "64² × 60 views (noise limited)" in report and "48² × 8 views" in report
+    assert (out / "ct.png").stat().st_size > 0 and (out / "ct64.png").stat().st_size > 0
