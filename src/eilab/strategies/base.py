@@ -47,7 +47,10 @@ class ReconstructionModule(L.LightningModule):
     stopping, sweeps): by default ``val/sure`` (min) for self-supervised strategies, which a
     user without ground truth can compute, and ``val/psnr`` (max) for those that use it.
     Measurement-domain criteria cannot see the null space of A: they rank how well f explains
-    the measurements, not what it invents where A is blind.
+    the measurements, not what it invents where A is blind. ``equiv`` sees it, but EI and REI
+    minimise it with weight α, so across an α sweep it falls as α grows and selects the
+    largest α, and ``sure_equiv`` inherits that bias where equiv varies more than sure
+    (measured on CT, experiments/rei/selection): neither is a default.
 
     Validation may have a second loader (``dataloader_idx`` 1), a fixed subset of the training
     pairs: its PSNR/SSIM are logged as ``train_eval/...`` beside ``val/...`` (the paper's
