@@ -1,7 +1,7 @@
 """``python -m eilab.reproduce_rei``: learning from noisy measurements, at CPU scale.
 
 On each noisy task MC, EI, REI (SURE + α·REQ with the true noise level), REI with an unknown
-noise level (UNSURE learns it) and Sup (clean x, the same noisy y) are trained on the SAME
+noise level (estimated while training) and Sup (clean x, the same noisy y) are trained on the SAME
 noisy measurements, drawn once per image (one acquisition each, as in practice). Tasks
 (``src/eilab/conf/experiment/``):
 
@@ -57,7 +57,7 @@ TASKS = {
     },
     **{f"cs_{s}": ["experiment=rei_cs", f"noise.sigma={s}"] for s in (0.01, 0.1, 0.2)},
 }
-#: The strategies of every task, longest first; "rei_unknown" is REI with UNSURE.
+#: The strategies of every task, longest first; "rei_unknown" is REI with an unknown noise level.
 STRATEGIES = ("rei", "rei_unknown", "ei", "mc", "sup")
 STRATEGY_OVERRIDES = {"rei_unknown": ["strategy=rei", "strategy.unknown_noise=true"]}
 #: The noise level of each task family, as named in its table.
