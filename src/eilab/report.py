@@ -39,7 +39,7 @@ from eilab.runconfig import RunConfigError, check_yaml, inert, load_yaml
 CRITERIA = ("val/sure", "val/loss_mc")
 #: Every ground-truth-free validation criterion the strategies log (eilab.strategies.base):
 #: measurement-domain (sure, loss_mc), image-domain (equiv) and their combination (sure_equiv).
-GROUND_TRUTH_FREE = ("val/sure", "val/equiv", "val/sure_equiv", "val/loss_mc")
+GROUND_TRUTH_FREE = ("val/sure", "val/cycle", "val/equiv", "val/sure_equiv", "val/loss_mc")
 #: Config groups every run's label names (so overrides of them never need to).
 LABELLED = ("strategy", "physics", "group", "experiment")
 

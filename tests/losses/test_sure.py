@@ -3,6 +3,7 @@ unknown-level variants (UNSURE, the residual estimate) and where their levels la
 
 import pytest
 import torch
+from sure_problems import PROBLEMS, SIZE, FixedNetwork, phantom
 from torch import nn
 
 from eilab.losses import (
@@ -15,7 +16,6 @@ from eilab.losses import (
 )
 from eilab.losses.sure import probe_step
 from eilab.physics import (
-    CT,
     GaussianNoise,
     Inpainting,
     PoissonGaussianNoise,
@@ -24,31 +24,7 @@ from eilab.physics import (
 )
 
 DRAWS = 512  # the relative error of the mean then has a spread of about 0.5 %
-SIZE = 16
 
-
-class FixedNetwork(nn.Module):
-    """A fixed random residual map x + 0.5·conv(tanh(conv(x))): smooth and far from identity."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.inner = nn.Conv2d(1, 8, 3, padding=1)
-        self.outer = nn.Conv2d(8, 1, 3, padding=1)
-        self.requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 0.5 * self.outer(torch.tanh(self.inner(x)))
-
-
-def phantom(scale: float) -> torch.Tensor:
-    return scale * torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
-
-
-PROBLEMS = {
-    "inpainting": lambda: (Inpainting(SIZE, drop_rate=0.3), phantom(1.0)),
-    "ct": lambda: (CT(SIZE, n_views=8), phantom(0.4)),
-}
 # Noise levels of the order of the signal's fluctuations (inpainting pixels in [0, 1]; CT line
 # integrals of a few units). Transmission at I0 = 1e4: at least 300 photons per detector bin.
 CASES = [

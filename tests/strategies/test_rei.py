@@ -152,7 +152,8 @@ def test_validation_logs_ground_truth_free_losses_with_the_same_draws(
     else:
         module = rei(physics)
     first, second = validate(module, val_set), validate(module, val_set)
-    assert {"val/loss", "val/loss_mc", "val/sure", "val/equiv", "val/sure_equiv"} <= set(first)
+    criteria = {"val/sure", "val/equiv", "val/sure_equiv", "val/cycle"}
+    assert {"val/loss", "val/loss_mc", *criteria} <= set(first)
     assert first["val/sure_equiv"] == pytest.approx((first["val/sure"] * first["val/equiv"]) ** 0.5)
     if strategy != "mc":
         assert "val/loss_ei" in first
@@ -184,7 +185,7 @@ def test_ground_truth_free_criteria_are_computed_without_ground_truth(
     }[strategy]()
     results = validate(module, poisoned)
     assert math.isnan(results["val/psnr"])
-    for key in ("val/sure", "val/equiv", "val/sure_equiv"):
+    for key in ("val/sure", "val/equiv", "val/sure_equiv", "val/cycle"):
         assert math.isfinite(results[key]) and results[key] > 0, key
 
 

@@ -34,7 +34,7 @@ import torch
 from eilab.eval import load_run
 from eilab.report import find_run_dirs, markdown_table, rank_agreement, write_csv
 
-CRITERIA = ("val/sure", "val/equiv", "val/sure_equiv")
+CRITERIA = ("val/sure", "val/equiv", "val/sure_equiv", "val/cycle")
 SCORES = "selection_scores.csv"
 SWEEP_KEY = "alpha"
 
@@ -74,11 +74,13 @@ def parsed(row: dict[str, str]) -> dict:
 
 def score_run(run_dir: Path) -> list[dict]:
     """One row per checkpoint of a run, kept in ``run_dir/SCORES`` and read back from there
-    on the next call (delete it to score again)."""
+    on the next call if it holds every criterion (delete it to score again)."""
     cache = run_dir / SCORES
     if cache.is_file():
         with open(cache, newline="") as handle:
-            return [parsed(row) for row in csv.DictReader(handle)]
+            cached = [parsed(row) for row in csv.DictReader(handle)]
+        if all(criterion in row for row in cached for criterion in CRITERIA):
+            return cached
     rows = []
     for epoch, checkpoint in checkpoints_of(run_dir):
         start = time.time()

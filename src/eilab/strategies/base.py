@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric
 
 from eilab.captured_step import CapturedStep
 from eilab.groups.base import Group
-from eilab.losses import EILoss, MCLoss, SURELoss
+from eilab.losses import CycleSURE, EILoss, MCLoss, SURELoss
 from eilab.metrics import image_metrics
 from eilab.models.reconstructor import Reconstructor
 
@@ -92,6 +92,11 @@ class ReconstructionModule(L.LightningModule):
             None
             if self.uses_ground_truth or group is None
             else EILoss(group, VALIDATION_TRANSFORMS)
+        )
+        self.cycle_check = (
+            None
+            if self.uses_ground_truth or group is None
+            else CycleSURE(group, VALIDATION_TRANSFORMS)
         )
         self.criterion_means = nn.ModuleDict({"sure": MeanMetric(), "equiv": MeanMetric()})
         default = ("val/psnr", "max") if self.uses_ground_truth else ("val/sure", "min")
@@ -239,6 +244,7 @@ class ReconstructionModule(L.LightningModule):
                 )
         if self.equivariance_check is not None:
             losses["equiv"] = self.equivariance_error(x_hat, batch_idx)
+            losses["cycle"] = self.cycle_error(y, batch_idx)
         return losses
 
     def on_validation_epoch_end(self) -> None:
@@ -268,6 +274,15 @@ class ReconstructionModule(L.LightningModule):
             x_hat, self.reconstructor, self.physics, generator, noise
         )
         return F.mse_loss(x3, x2)
+
+    def cycle_error(self, y: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """Cycle SURE of the validation batch y (:class:`eilab.losses.CycleSURE`): SURE of
+        A T_g⁻¹ f(noise(A T_g f(y))) against A x, scored on the real measurements, so it sees
+        what f puts in the null space without rewarding outputs easy to reconstruct again.
+        Under the strategy's own SURE (an estimated noise level included), with the
+        equivariance error's seeded draws."""
+        generator = torch.Generator(y.device).manual_seed(VALIDATION_SEED + batch_idx)
+        return self.cycle_check(y, self.reconstructor, self.physics, self.sure_loss, generator)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the random state, so a resumed run draws the same batches and group elements."""
