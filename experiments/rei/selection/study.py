@@ -30,11 +30,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from scipy.stats import spearmanr
 
 from eilab.eval import load_run
 from eilab.report import find_run_dirs, markdown_table, rank_agreement, write_csv
 
 CRITERIA = ("val/sure", "val/equiv", "val/sure_equiv", "val/cycle")
+#: Needs ground truth: reported beside the criteria as the best a validation set allows.
+REFERENCE = "val/psnr"
 SCORES = "selection_scores.csv"
 SWEEP_KEY = "alpha"
 
@@ -62,7 +65,7 @@ def score(run_dir: Path, checkpoint: Path) -> dict[str, float]:
     )
     validated = trainer.validate(module, datamodule, verbose=False)[0]
     tested = trainer.test(module, datamodule, verbose=False)[0]
-    row = {key: validated[key] for key in (*CRITERIA, "val/psnr")}
+    row = {key: validated[key] for key in (*CRITERIA, REFERENCE)}
     return {**row, "test/psnr": tested["test/psnr"], "alpha": float(module.alpha)}
 
 
@@ -97,30 +100,36 @@ def score_runs(paths: list[Path]) -> list[dict]:
 
 
 def alpha_rows(rows: list[dict], criterion: str) -> list[dict]:
-    """The last weights of each α, in the shape report.rank_agreement reads."""
+    """The last weights of each α, in the shape report.rank_agreement reads (lower is better:
+    the reference val/psnr enters negated)."""
     last = {}
     for row in rows:
         if row["epoch"] >= last.get(row["alpha"], {"epoch": -1})["epoch"]:
             last[row["alpha"]] = row
+    sign = -1 if criterion == REFERENCE else 1
     return [
-        {**row, "criterion": criterion, "criterion_value": row[criterion]}
+        {**row, "criterion": criterion, "criterion_value": sign * row[criterion]}
         | {"test_psnr": row["test/psnr"]}
         for _, row in sorted(last.items())
     ]
 
 
 def alpha_selection(rows: list[dict]) -> list[dict]:
-    """Per criterion: Spearman ρ against test PSNR over α, the α selected, the dB it loses."""
+    """Per criterion (and the ground-truth reference): Spearman ρ against test PSNR and
+    against validation PSNR over α, the α selected, the dB it loses."""
     lines = []
-    for criterion in CRITERIA:
-        agreement = rank_agreement(alpha_rows(rows, criterion))
+    for criterion in (*CRITERIA, REFERENCE):
+        table = alpha_rows(rows, criterion)
+        agreement = rank_agreement(table)
         if agreement is None:
             continue
         selected, best = agreement["selected"], agreement["best"]
+        values = [-row["criterion_value"] for row in table]
         lines.append(
             {
                 "criterion": criterion,
                 "rho": agreement["rho"],
+                "rho_val": float(spearmanr(values, [row["val/psnr"] for row in table]).statistic),
                 "n": agreement["n"],
                 "selected_alpha": selected[SWEEP_KEY],
                 "selected_psnr": selected["test_psnr"],
@@ -139,8 +148,8 @@ def checkpoint_selection(rows: list[dict]) -> list[dict]:
         run = [row for row in rows if row["alpha"] == alpha]
         best = max(run, key=lambda r: r["test/psnr"])
         line = {"alpha": alpha, "checkpoints": len(run), "best_epoch": best["epoch"]}
-        for criterion in (*CRITERIA, "val/psnr"):
-            pick = (max if criterion == "val/psnr" else min)(run, key=lambda r: r[criterion])
+        for criterion in (*CRITERIA, REFERENCE):
+            pick = (max if criterion == REFERENCE else min)(run, key=lambda r: r[criterion])
             line[f"{criterion} epoch"] = pick["epoch"]
             line[f"{criterion} lost"] = best["test/psnr"] - pick["test/psnr"]
         lines.append(line)
@@ -166,6 +175,7 @@ def save_plot(rows: list[dict], path: Path) -> None:
 ALPHA_COLUMNS = {
     "criterion": ("criterion", "s"),
     "rho": ("Spearman ρ(−criterion, test PSNR)", ".2f"),
+    "rho_val": ("ρ(−criterion, val PSNR)", ".2f"),
     "n": ("α values", "d"),
     "selected_alpha": ("selected α", "g"),
     "selected_psnr": ("its test PSNR", ".2f"),
@@ -190,13 +200,13 @@ def main() -> None:
     per_run = checkpoint_selection(rows)
     run_columns = {"alpha": ("α", "g"), "checkpoints": ("checkpoints", "d")}
     run_columns["best_epoch"] = ("best epoch (test)", "d")
-    for criterion in (*CRITERIA, "val/psnr"):
+    for criterion in (*CRITERIA, REFERENCE):
         run_columns[f"{criterion} epoch"] = (f"{criterion}: epoch", "d")
         run_columns[f"{criterion} lost"] = ("dB lost", ".2f")
     scores = {
         "alpha": ("α", "g"),
         "epoch": ("epoch", "d"),
-        **{key: (key, ".4g") for key in (*CRITERIA, "val/psnr")},
+        **{key: (key, ".4g") for key in (*CRITERIA, REFERENCE)},
         "test/psnr": ("test PSNR (reported only)", ".2f"),
     }
     text = "\n\n".join(
@@ -204,7 +214,7 @@ def main() -> None:
             f"# Ground-truth-free selection{': ' + args.task if args.task else ''}",
             f"Runs: {', '.join(str(p) for p in args.paths)}. Re-validated and tested with the "
             f"current code in {time.time() - start:.0f} s.",
-            "## α, by the last weights",
+            "## α, by the last weights (val/psnr: with ground truth, for reference)",
             markdown_table(alpha_selection(rows), ALPHA_COLUMNS),
             "## The checkpoint, per α (val/psnr: with ground truth, for reference)",
             markdown_table(per_run, run_columns),

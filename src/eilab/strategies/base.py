@@ -41,7 +41,10 @@ class ReconstructionModule(L.LightningModule):
     reconstructs its own transformed outputs from their re-simulated measurements,
     ‖f(noise(A T_g f(y))) − T_g f(y)‖² (see :meth:`equivariance_error`), and ``sure_equiv``,
     the geometric mean √(sure · equiv) of their validation means, a combination free of
-    either term's units (a ranking by it does not change when either is rescaled).
+    either term's units (a ranking by it does not change when either is rescaled), and
+    ``cycle``, cycle SURE (:meth:`cycle_error`): SURE of A T_g⁻¹ f(noise(A T_g f(y))), the
+    measurements predicted after a round trip through a transformed image, against the real
+    ones, so it sees the null space and is scored on data, not on f's own outputs.
     ``selection_metric`` and
     ``selection_mode`` name the logged value that selects a model (best checkpoint, early
     stopping, sweeps): by default ``val/sure`` (min) for self-supervised strategies, which a
