@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from eilab.eval import UnsafeRunConfigError, load_config
 from eilab.progress import progress_text, read_progress
-from eilab.report import main, rank_agreement
+from eilab.report import criterion_of, main, rank_agreement, read_run
 
 
 def rows(criteria, psnrs):
@@ -226,3 +226,15 @@ def test_a_sweep_is_ranked_by_every_ground_truth_free_criterion_logged(tmp_path,
     assert "Spearman ρ(−val/sure_equiv, test PSNR) = 1.00 over 3 values" in text
     assert "selects equivariance.alpha = 10 (27.00 dB)" in text and "0.00 dB lost" in text
     assert "val/equiv" not in text  # not logged: not reported
+
+
+def test_the_criterion_column_is_the_runs_own_selection_metric(tmp_path):
+    """An EI run selects on val/cycle, an MC run on val/sure: each row shows its own; a run
+    selecting on val/psnr (ground truth) shows the first ground-truth-free one it logged."""
+    log = "epoch,val/psnr,val/sure,val/cycle\n0,24.0,0.5,0.7\n"
+    for name, metric in (("ei", "val/cycle"), ("mc", "val/sure"), ("sup", "val/psnr")):
+        run_dir = fake_run(tmp_path / name, strategy={"selection_metric": metric})
+        (run_dir / "logs" / "metrics.csv").write_text(log)
+    shown = {run.run_dir.name: criterion_of(run, None) for run in map(read_run, tmp_path.iterdir())}
+    assert shown == {"ei": "val/cycle", "mc": "val/sure", "sup": "val/sure"}
+    assert criterion_of(read_run(tmp_path / "ei"), "val/equiv") == "val/equiv"

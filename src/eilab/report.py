@@ -34,11 +34,13 @@ from scipy.stats import spearmanr
 from eilab.checkpoints import CorruptCheckpointError, load_checkpoint
 from eilab.runconfig import RunConfigError, check_yaml, inert, load_yaml
 
-#: Ground-truth-free validation criteria, preferred in this order when not named (lower is
-#: better): the SURE estimate of the measurement error, then measurement consistency.
+#: Ground-truth-free validation criteria, preferred in this order when neither named nor the
+#: run's own selection metric (lower is better): the SURE estimate of the measurement error,
+#: then measurement consistency.
 CRITERIA = ("val/sure", "val/loss_mc")
 #: Every ground-truth-free validation criterion the strategies log (eilab.strategies.base):
-#: measurement-domain (sure, loss_mc), image-domain (equiv) and their combination (sure_equiv).
+#: measurement-domain (sure, loss_mc), cycle SURE (cycle), image-domain (equiv) and the
+#: combination (sure_equiv).
 GROUND_TRUTH_FREE = ("val/sure", "val/cycle", "val/equiv", "val/sure_equiv", "val/loss_mc")
 #: Config groups every run's label names (so overrides of them never need to).
 LABELLED = ("strategy", "physics", "group", "experiment")
@@ -210,10 +212,13 @@ def read_run(run_dir: Path) -> Run | None:
 
 
 def criterion_of(run: Run, name: str | None) -> str | None:
-    """The named criterion, or the first of CRITERIA that the run logged."""
+    """The named criterion; else the run's own selection metric if it is ground-truth-free
+    and logged; else the first of CRITERIA that the run logged."""
     if name is not None:
         return name
-    return next((key for key in CRITERIA if run.last(key) is not None), None)
+    own = run.value("strategy.selection_metric")
+    preferred = ([own] if own in GROUND_TRUTH_FREE else []) + list(CRITERIA)
+    return next((key for key in preferred if run.last(key) is not None), None)
 
 
 def criterion_values(run: Run, criterion: str | None) -> dict:

@@ -210,10 +210,15 @@ def test_on_noiseless_data_val_sure_is_the_mc_loss(inpainting_problem):
     assert results["val/sure"] == pytest.approx(results["val/loss_mc"])
 
 
-def test_supervised_strategies_select_on_psnr_and_the_others_on_sure(inpainting_problem):
+def test_supervised_strategies_select_on_psnr_mc_on_sure_and_ei_on_cycle(
+    inpainting_problem, noisy_inpainting_problem
+):
     physics = inpainting_problem[0]
     mc, sup = MC(physics, small_net()), Sup(physics, small_net())
     assert (mc.selection_metric, mc.selection_mode) == ("val/sure", "min")
+    ei = EI(physics, small_net(), Shift())
+    assert (ei.selection_metric, ei.selection_mode) == ("val/cycle", "min")
+    assert rei(noisy_inpainting_problem[0]).selection_metric == "val/cycle"
     assert (sup.selection_metric, sup.selection_mode) == ("val/psnr", "max")
     assert "val/sure" not in validate(sup, inpainting_problem[2])
     with pytest.raises(ValueError, match="selection_mode"):
@@ -225,9 +230,9 @@ def compose_train(*overrides: str):
         return compose("train", overrides=["img_size=16", *overrides])
 
 
-def test_rei_config_checkpoints_and_stops_on_val_sure():
+def test_rei_config_checkpoints_and_stops_on_val_cycle():
     cfg = compose_train("strategy=rei", "noise=gaussian", "callbacks=early_stopping")
-    assert cfg.callbacks.best.monitor == cfg.callbacks.early_stopping.monitor == "val/sure"
+    assert cfg.callbacks.best.monitor == cfg.callbacks.early_stopping.monitor == "val/cycle"
     assert cfg.callbacks.best.mode == cfg.callbacks.early_stopping.mode == "min"
     physics = instantiate(cfg.physics)
     module = instantiate(cfg.strategy, physics=physics, network=instantiate(cfg.model))

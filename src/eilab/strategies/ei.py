@@ -13,6 +13,8 @@ from eilab.strategies.base import ReconstructionModule
 class EI(ReconstructionModule):
     """loss = MSE(A x1, y) + α·MSE(x3, x2), x1 = f(y), x2 = T_g x1, x3 = f(A x2)."""
 
+    default_selection_metric = "val/cycle"
+
     def __init__(
         self,
         physics: nn.Module,

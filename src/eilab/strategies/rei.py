@@ -28,6 +28,8 @@ class REI(ReconstructionModule):
     before the change holds, so their configs still build. Never sees ground truth.
     """
 
+    default_selection_metric = "val/cycle"
+
     def __init__(
         self,
         physics: nn.Module,
