@@ -1,14 +1,16 @@
 """Ground-truth-free selection of α and of the checkpoint, against test PSNR (issue 23, point 3).
 
 For every finished run below the given directories (an α sweep of one task) and every
-checkpoint it kept (``snapshots/*.ckpt`` every 20 epochs, if the run saved them, and
+checkpoint it kept (``snapshots/*.ckpt``, if the run saved them, and
 ``checkpoints/last.ckpt``), this re-validates the weights with the current code, which logs
-every ground-truth-free criterion (``val/sure``, ``val/equiv``, ``val/sure_equiv``: see
-``eilab.strategies.base``), and tests them. Runs trained before a criterion existed are
-scored on it this way without retraining. Then, per criterion (lower is better):
+every ground-truth-free criterion (``val/sure``, ``val/equiv``, ``val/sure_equiv``,
+``val/cycle``: see ``eilab.strategies.base``), and tests them. Runs trained before a
+criterion existed are scored on it this way without retraining. Then, per criterion (lower
+is better):
 
-- α selection, last weights: Spearman's ρ(−criterion, test PSNR) over the α values, the α the
-  criterion selects and the dB it loses against the best α by test PSNR;
+- α selection, last weights: Spearman's ρ(−criterion, test PSNR) over the α values, and
+  ρ(−criterion, validation PSNR) on the same images, the α the criterion selects and the dB it
+  loses against the best α by test PSNR, beside the ground-truth validation PSNR's own;
 - checkpoint selection, per run: the dB lost by the checkpoint the criterion selects against
   the run's best checkpoint by test PSNR.
 
