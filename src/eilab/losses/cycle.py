@@ -50,24 +50,25 @@ class CycleSURE(nn.Module):
         params: torch.Tensor,
         normal: torch.Tensor,
         noise: NoiseModel | None,
-    ) -> Reconstruct:
-        """c(y) for the group elements ``params`` and the standard normal draw ``normal``."""
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The map x1 = f(y) ↦ c(y), for the group elements ``params`` and the standard normal
+        draw ``normal``."""
 
-        def cycle_of(y: torch.Tensor) -> torch.Tensor:
-            measured = physics.A(self.group.apply(reconstruct(y), params))
+        def cycle_from(x1: torch.Tensor) -> torch.Tensor:
+            measured = physics.A(self.group.apply(x1, params))
             if noise is not None:
                 measured = measured + noise.variance(measured).clamp_min(0).sqrt() * normal
             return self.group.apply_inverse(reconstruct(measured), params)
 
-        return cycle_of
+        return cycle_from
 
     def draws(
-        self, y: torch.Tensor, physics: nn.Module, generator: torch.Generator | None = None
+        self, x1: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The group elements and the standard normal draw of the cycles of y's copies."""
+        """The group elements and the standard normal draw of the cycles of the n_trans copies
+        of the reconstructions x1 = f(y) and their measurements y."""
         copies = self.n_trans * len(y)
-        image_shape = tuple(physics.A_dagger(y[:1]).shape[-2:])
-        candidates = self.group.candidates(image_shape).to(y.device)
+        candidates = self.group.candidates(tuple(x1.shape[-2:])).to(y.device)
         params = draw(candidates, copies, generator)
         shape = (copies, *y.shape[1:])
         normal = torch.randn(shape, generator=generator, device=y.device, dtype=y.dtype)
@@ -76,17 +77,20 @@ class CycleSURE(nn.Module):
     def forward(
         self,
         y: torch.Tensor,
+        x1: torch.Tensor,
         reconstruct: Reconstruct,
         physics: nn.Module,
         sure: SURELoss | None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Cycle SURE of the batch y under ``sure``'s noise model (None: noiseless)."""
+        """Cycle SURE of the batch y, x1 = ``reconstruct``(y) already computed, under
+        ``sure``'s noise model (None: noiseless)."""
         copies = y.repeat(self.n_trans, *(1,) * (y.dim() - 1))
-        params, normal = self.draws(y, physics, generator)
+        params, normal = self.draws(x1, y, generator)
         noise = None if sure is None else sure.noise_estimate()
-        cycle_of = self.cycle(reconstruct, physics, params, normal, noise)
-        x_cycle = cycle_of(copies)
+        cycle_from = self.cycle(reconstruct, physics, params, normal, noise)
+        x_cycle = cycle_from(x1.repeat(self.n_trans, *(1,) * (x1.dim() - 1)))
         if sure is None:
             return F.mse_loss(physics.A(x_cycle), copies)
+        cycle_of = lambda y_: cycle_from(reconstruct(y_))  # noqa: E731
         return sure(copies, x_cycle, cycle_of, physics, generator)

@@ -257,7 +257,7 @@ class ReconstructionModule(L.LightningModule):
                 )
         if self.equivariance_check is not None:
             losses["equiv"] = self.equivariance_error(x_hat, batch_idx)
-            losses["cycle"] = self.cycle_error(y, batch_idx)
+            losses["cycle"] = self.cycle_error(y, x_hat, batch_idx)
         return losses
 
     def on_validation_epoch_end(self) -> None:
@@ -288,14 +288,16 @@ class ReconstructionModule(L.LightningModule):
         )
         return F.mse_loss(x3, x2)
 
-    def cycle_error(self, y: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        """Cycle SURE of the validation batch y (:class:`eilab.losses.CycleSURE`): SURE of
-        A T_g⁻¹ f(noise(A T_g f(y))) against A x, scored on the real measurements, so it sees
-        what f puts in the null space without rewarding outputs easy to reconstruct again.
-        Under the strategy's own SURE (an estimated noise level included), with the
+    def cycle_error(self, y: torch.Tensor, x_hat: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """Cycle SURE of the validation batch y, x̂ = f(y) (:class:`eilab.losses.CycleSURE`):
+        SURE of A T_g⁻¹ f(noise(A T_g f(y))) against A x, scored on the real measurements, so
+        it sees what f puts in the null space without rewarding outputs easy to reconstruct
+        again. Under the strategy's own SURE (an estimated noise level included), with the
         equivariance error's seeded draws."""
         generator = torch.Generator(y.device).manual_seed(VALIDATION_SEED + batch_idx)
-        return self.cycle_check(y, self.reconstructor, self.physics, self.sure_loss, generator)
+        return self.cycle_check(
+            y, x_hat, self.reconstructor, self.physics, self.sure_loss, generator
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the random state, so a resumed run draws the same batches and group elements."""
