@@ -15,6 +15,7 @@ from eilab.losses import (
     UNSURELoss,
 )
 from eilab.losses.sure import probe_step
+from eilab.noise_level_toy import Denoising, train_noise_level
 from eilab.physics import (
     GaussianNoise,
     Inpainting,
@@ -122,26 +123,6 @@ def test_the_estimated_level_refuses_a_bad_momentum_or_power():
         UnknownNoiseSURELoss(GaussianNoise(0.1), power=0)
 
 
-class _Identity(nn.Module):
-    """Denoising: A = I."""
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-class _Shrinkage(nn.Module):
-    """f(y) = (a·y_1..k, b·y_k+1..m): shrink the k signal coordinates by a, the others by b."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.a = nn.Parameter(torch.tensor(1.0))
-        self.b = nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.a * y[:, : self.k], self.b * y[:, self.k :]], dim=1)
-
-
 @pytest.mark.parametrize("init_scale", [4.0, 0.25])
 def test_unsure_learns_the_noise_level_by_ascent(init_scale):
     # Signals on the first k of m coordinates, x_1..k ~ N(0, 1), with Gaussian noise σ. For
@@ -149,22 +130,9 @@ def test_unsure_learns_the_noise_level_by_ascent(init_scale):
     # k·a + (m − k)·b = 0, so the estimated variance is s* = m / (k/(σ² + 1) + (m − k)/σ²),
     # which tends to σ² as k/m → 0 (here 1.6 % above it).
     m, k, sigma = 64, 1, 0.1
-    generator = torch.Generator().manual_seed(0)
-    network, noise = _Shrinkage(k), GaussianNoise(sigma)
-    loss = UNSURELoss(noise, init_scale=init_scale)
+    loss = UNSURELoss(GaussianNoise(sigma), init_scale=init_scale)
     # The multiplier moves slower than the network (a smaller Adam step): no cycling.
-    groups = [{"params": network.parameters()}, {"params": loss.parameters(), "lr": 0.01}]
-    optimizer = torch.optim.Adam(groups, lr=0.05)
-    estimates = []
-    for _ in range(1000):
-        x = torch.zeros(64, m)
-        x[:, :k] = torch.randn(64, k, generator=generator)
-        y = noise(x, generator)
-        value = loss(y, network(y), network, _Identity(), generator=generator)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        estimates.append(loss.scale * sigma**2)
+    estimates = train_noise_level(loss, m, k, sigma)
     s_star = m / (k / (sigma**2 + 1) + (m - k) / sigma**2)
     assert sum(estimates[500:]) / 500 == pytest.approx(s_star, rel=0.02)
     assert estimates[-1] == pytest.approx(s_star, rel=0.05)
@@ -190,33 +158,13 @@ def test_sure_is_unbiased_when_dropped_pixels_hold_zeros(noise):
     assert unmasked != pytest.approx(truth, rel=0.02)  # it subtracts variance that is not there
 
 
-def train_level(loss, m: int, k: int, sigma: float, steps: int = 1000) -> list[float]:
-    """Train _Shrinkage with ``loss`` on signals filling k of m coordinates (x_1..k ~ N(0, 1),
-    Gaussian noise σ); return the estimated noise variance after each step."""
-    generator = torch.Generator().manual_seed(0)
-    network = _Shrinkage(k)
-    groups = [{"params": network.parameters()}, {"params": loss.parameters(), "lr": 0.01}]
-    optimizer = torch.optim.Adam(groups, lr=0.05)
-    estimates = []
-    for _ in range(steps):
-        x = torch.zeros(64, m)
-        x[:, :k] = torch.randn(64, k, generator=generator)
-        y = loss.noise(x, generator)
-        value = loss(y, network(y), network, _Identity(), generator=generator)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        estimates.append(loss.scale * sigma**2)
-    return estimates
-
-
 @pytest.mark.parametrize(("init_scale", "power"), [(4.0, 1), (0.25, 1), (4.0, 2)])
 def test_the_estimated_level_converges_where_the_signal_fills_half_the_space(init_scale, power):
     # k = m/2: UNSURE's saddle point is m / (k/(σ² + 1) + (m − k)/σ²) = 1.98σ² (see above);
     # the residual over its degrees of freedom is Σ 1/(σ² + λ) / Σ 1/(σ² + λ)² = 1.010σ².
     m, k, sigma = 64, 32, 0.1
     loss = UnknownNoiseSURELoss(GaussianNoise(sigma), init_scale=init_scale, power=power)
-    estimates = train_level(loss, m, k, sigma)
+    estimates = train_noise_level(loss, m, k, sigma)
     assert sum(estimates[500:]) / 500 == pytest.approx(sigma**2, rel=0.1)
     assert estimates[-1] == pytest.approx(sigma**2, rel=0.1)
     assert loss.noise_estimate().sigma ** 2 == pytest.approx(estimates[-1])
@@ -224,7 +172,7 @@ def test_the_estimated_level_converges_where_the_signal_fills_half_the_space(ini
 
 def test_unsure_overestimates_where_the_signal_fills_half_the_space():
     m, k, sigma = 64, 32, 0.1
-    estimates = train_level(UNSURELoss(GaussianNoise(sigma), init_scale=4.0), m, k, sigma)
+    estimates = train_noise_level(UNSURELoss(GaussianNoise(sigma), init_scale=4.0), m, k, sigma)
     s_star = m / (k / (sigma**2 + 1) + (m - k) / sigma**2)
     assert s_star > 1.9 * sigma**2
     assert sum(estimates[500:]) / 500 == pytest.approx(s_star, rel=0.05)
@@ -233,7 +181,7 @@ def test_unsure_overestimates_where_the_signal_fills_half_the_space():
 def test_the_estimate_moves_only_in_training_mode():
     loss = UnknownNoiseSURELoss(GaussianNoise(0.1), init_scale=4.0).eval()
     y = torch.randn(8, 16)
-    loss(y, 0.5 * y, lambda y_: 0.5 * y_, _Identity())
+    loss(y, 0.5 * y, lambda y_: 0.5 * y_, Denoising())
     assert loss.scale == 4.0
-    loss.train()(y, 0.5 * y, lambda y_: 0.5 * y_, _Identity())
+    loss.train()(y, 0.5 * y, lambda y_: 0.5 * y_, Denoising())
     assert loss.scale != 4.0

@@ -38,46 +38,14 @@ from torch import nn
 from eilab.eval import load_config
 from eilab.losses import UnknownNoiseSURELoss, UNSURELoss
 from eilab.losses.sure import probe_step, residual_level_terms, weighted_divergence
+from eilab.noise_level_toy import train_noise_level
 from eilab.physics import GaussianNoise
 from eilab.train import build
 
 
-class Shrinkage(nn.Module):
-    """f(y) = (a·y_1..k, b·y_k+1..m): the best f for signals on the first k coordinates."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-        self.a = nn.Parameter(torch.tensor(1.0))
-        self.b = nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.a * y[:, : self.k], self.b * y[:, self.k :]], dim=1)
-
-
-class Denoising(nn.Module):
-    """A = I."""
-
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def toy_level(loss: nn.Module, m: int, k: int, sigma: float, steps: int = 1000) -> float:
     """The mean estimated variance over the last half of ``steps`` of joint training."""
-    generator = torch.Generator().manual_seed(0)
-    network = Shrinkage(k)
-    groups = [{"params": network.parameters()}, {"params": loss.parameters(), "lr": 0.01}]
-    optimizer = torch.optim.Adam(groups, lr=0.05)
-    estimates = []
-    for _ in range(steps):
-        x = torch.zeros(64, m)
-        x[:, :k] = torch.randn(64, k, generator=generator)
-        y = loss.noise(x, generator)
-        value = loss(y, network(y), network, Denoising(), generator=generator)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        estimates.append(loss.scale * sigma**2)
+    estimates = train_noise_level(loss, m, k, sigma, steps)
     return sum(estimates[steps // 2 :]) / (steps - steps // 2)
 
 
